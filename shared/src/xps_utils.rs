@@ -1,0 +1,362 @@
+//! The course's utilities (`utils/xps_utils.c`), plus the command line both stages accept.
+//!
+//! | C (course)                 | Rust                                   |
+//! |----------------------------|----------------------------------------|
+//! | `is_valid_port(port)`      | [`is_valid_port`]                      |
+//! | `xps_getaddrinfo(host, port)` (NULL on error) | [`xps_getaddrinfo`] (`io::Result`) |
+//! | `get_remote_ip(sock_fd)` (malloc'd string) | [`get_remote_ip`] (`String`)  |
+//! | the reversal loop in the read handler | [`reverse_message`]         |
+//! | `printf("[CLIENT MESSAGE] %s", buff)` | [`print_client_message`]    |
+
+use std::ffi::{CStr, CString, OsString};
+use std::io::{self, IoSlice, Write};
+use std::mem::zeroed;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::BorrowedFd;
+
+use crate::sys;
+
+/// Default host, as in the course: every IPv4 interface. Anyone who can reach this machine
+/// can reach the server; pass `--host 127.0.0.1` to keep it to this machine.
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+
+/// `is_valid_port()`: a TCP port is 0..=65535 (0 asks the OS to pick a free one).
+pub fn is_valid_port(port: u32) -> bool {
+    port <= u32::from(u16::MAX)
+}
+
+/// `xps_getaddrinfo()`: resolves `host` to an IPv4 address with `getaddrinfo()`, as the course
+/// does, and pairs it with `port`. Logs the resolved address at DEBUG.
+///
+/// The C returns a `struct addrinfo *` the caller must `freeaddrinfo()`; here the list is freed
+/// before returning and the caller gets a plain `SocketAddrV4`. An unknown host is an error
+/// whose text names the host.
+pub fn xps_getaddrinfo(host: &str, port: u16) -> io::Result<SocketAddrV4> {
+    let c_host = CString::new(host).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("host '{}' contains a NUL byte", host.escape_debug()),
+        )
+    })?;
+    // SAFETY: addrinfo is plain old data; all-zero is the "no hints" value C code memsets to.
+    let mut hints: libc::addrinfo = unsafe { zeroed() };
+    hints.ai_family = libc::AF_INET;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `c_host` is NUL-terminated, `hints` and `list` are live locals; on success the
+    // kernel-side resolver stores a list we free below with freeaddrinfo().
+    let ret = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    if ret != 0 {
+        // SAFETY: gai_strerror returns a pointer to a static NUL-terminated message.
+        let reason = unsafe { CStr::from_ptr(libc::gai_strerror(ret)) }.to_string_lossy();
+        return Err(io::Error::other(format!(
+            "cannot resolve host '{host}': {reason}"
+        )));
+    }
+    // SAFETY: getaddrinfo succeeded, so `list` points to at least one entry; with AF_INET hints
+    // every entry's ai_addr is a sockaddr_in.
+    let ip = unsafe {
+        let sa = &*(*list).ai_addr.cast::<libc::sockaddr_in>();
+        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr))
+    };
+    // SAFETY: `list` came from getaddrinfo and is freed exactly once, after its last use above.
+    unsafe { libc::freeaddrinfo(list) };
+    log::debug!(target: "xps_getaddrinfo()", "host: {host}, port: {port}, resolved ip: {ip}");
+    Ok(SocketAddrV4::new(ip, port))
+}
+
+/// `get_remote_ip()`: the peer's IPv4 address as text, via `getpeername()`.
+pub fn get_remote_ip(sock_fd: BorrowedFd<'_>) -> io::Result<String> {
+    Ok(sys::peer_addr(sock_fd)?.ip().to_string())
+}
+
+/// Reverses a client's message in place, byte by byte, keeping a trailing `\n` last:
+/// `hello\n` becomes `olleh\n`, `\n` stays `\n`.
+///
+/// The course's C reverses with `strlen()`, so it stops at a NUL byte; this works on every
+/// byte, NUL and invalid UTF-8 included.
+pub fn reverse_message(buf: &mut [u8]) {
+    match buf.split_last_mut() {
+        Some((b'\n', body)) => body.reverse(),
+        _ => buf.reverse(),
+    }
+}
+
+/// What the read handler prints before each client message, as in the course.
+pub const CLIENT_MESSAGE_PREFIX: &[u8] = b"[CLIENT MESSAGE] ";
+
+/// Prints a client's message to stdout as `[CLIENT MESSAGE] <message>`, ending the line if the
+/// message does not.
+///
+/// The bytes are shown as UTF-8 where they are valid and as U+FFFD where they are not (for
+/// display only: the reply uses the real bytes). Valid text, the common case, goes out in a
+/// single `writev()` and allocates nothing.
+pub fn print_client_message(message: &[u8]) {
+    let mut out = io::stdout().lock();
+    let newline: &[u8] = if message.ends_with(b"\n") { b"" } else { b"\n" };
+    let result = if std::str::from_utf8(message).is_ok() {
+        write_all_vectored(
+            &mut out,
+            &mut [
+                IoSlice::new(CLIENT_MESSAGE_PREFIX),
+                IoSlice::new(message),
+                IoSlice::new(newline),
+            ],
+        )
+    } else {
+        write_lossy(&mut out, message, newline)
+    };
+    // A closed or full stdout must not stop the server from serving clients.
+    drop(result.and_then(|()| out.flush()));
+}
+
+fn write_lossy(out: &mut impl Write, message: &[u8], newline: &[u8]) -> io::Result<()> {
+    out.write_all(CLIENT_MESSAGE_PREFIX)?;
+    for chunk in message.utf8_chunks() {
+        out.write_all(chunk.valid().as_bytes())?;
+        if !chunk.invalid().is_empty() {
+            out.write_all(
+                char::REPLACEMENT_CHARACTER
+                    .encode_utf8(&mut [0; 4])
+                    .as_bytes(),
+            )?;
+        }
+    }
+    out.write_all(newline)
+}
+
+/// `Write::write_all_vectored` is not stable yet: write every slice, resuming after short writes.
+fn write_all_vectored(out: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match out.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// What a stage was asked to do on its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The address every listener binds to.
+    pub host: String,
+    /// One listener per port, in order; 0 lets the OS pick.
+    pub ports: Vec<u16>,
+}
+
+/// Why the command line did not give a [`Config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliError {
+    /// `-h`/`--help`: print this usage text on stdout and exit 0.
+    Help(String),
+    /// A bad argument: print this message on stderr and exit [`EXIT_USAGE`].
+    Usage(String),
+}
+
+/// Exit status for a bad command line (the convention of BSD's `sysexits` and most CLIs).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status when the server cannot start (a port in use, an unknown host, ...).
+pub const EXIT_FAILURE: i32 = 1;
+
+/// The `--help` text of a stage.
+pub fn usage(program: &str, default_ports: &[u16]) -> String {
+    let ports: Vec<String> = default_ports.iter().map(u16::to_string).collect();
+    format!(
+        "Usage: {program} [--host HOST] [PORT ...]\n\
+         \n\
+         eXpServer in Rust: listens on each PORT, and sends every message a client sends back reversed.\n\
+         \n\
+         Arguments:\n  \
+           PORT ...          ports to listen on (default: {}); 0 lets the OS pick a free port\n\
+         \n\
+         Options:\n      \
+               --host HOST   address to listen on (default: {DEFAULT_HOST}, every interface, as in the course;\n                    \
+                             use 127.0.0.1 to accept only clients on this machine)\n  \
+           -h, --help        print this help and exit\n\
+         \n\
+         Environment:\n  \
+           XPS_DEBUG=1       also print DEBUG log lines\n",
+        ports.join(" ")
+    )
+}
+
+/// Parses `[--host HOST] [PORT ...]` (the arguments after the program name).
+pub fn parse_args(
+    program: &str,
+    args: impl IntoIterator<Item = OsString>,
+    default_ports: &[u16],
+) -> Result<Config, CliError> {
+    let bad = |msg: String| {
+        CliError::Usage(format!(
+            "{program}: {msg}\nTry '{program} --help' for more information."
+        ))
+    };
+    let mut host = DEFAULT_HOST.to_string();
+    let mut ports = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(arg) = arg.to_str() else {
+            return Err(bad(format!("argument {arg:?} is not valid UTF-8")));
+        };
+        match arg {
+            "-h" | "--help" => return Err(CliError::Help(usage(program, default_ports))),
+            "--host" => match args.next().map(|h| h.into_string()) {
+                Some(Ok(h)) if !h.is_empty() => host = h,
+                Some(Ok(_)) => return Err(bad("--host needs a non-empty HOST".into())),
+                Some(Err(h)) => return Err(bad(format!("host {h:?} is not valid UTF-8"))),
+                None => {
+                    return Err(bad(
+                        "--host needs a value, for example --host 127.0.0.1".into()
+                    ));
+                }
+            },
+            _ if arg.starts_with("--host=") => {
+                host = arg["--host=".len()..].to_string();
+                if host.is_empty() {
+                    return Err(bad("--host needs a non-empty HOST".into()));
+                }
+            }
+            _ if arg.starts_with('-') && arg != "-" && arg.parse::<i64>().is_err() => {
+                return Err(bad(format!("unknown option '{arg}'")));
+            }
+            _ => match arg.parse::<u32>() {
+                Ok(port) if is_valid_port(port) => ports.push(port as u16),
+                Ok(_) => {
+                    return Err(bad(format!(
+                        "invalid port '{arg}': ports go from 0 to 65535"
+                    )));
+                }
+                Err(_) => {
+                    return Err(bad(format!(
+                        "invalid port '{arg}': not a number from 0 to 65535"
+                    )));
+                }
+            },
+        }
+    }
+    if ports.is_empty() {
+        ports = default_ports.to_vec();
+    }
+    Ok(Config { host, ports })
+}
+
+/// Parses the process's own arguments; on `--help` prints the usage and exits 0, on a bad
+/// argument prints why on stderr and exits [`EXIT_USAGE`].
+pub fn parse_args_or_exit(program: &str, default_ports: &[u16]) -> Config {
+    match parse_args(program, std::env::args_os().skip(1), default_ports) {
+        Ok(config) => config,
+        Err(CliError::Help(text)) => {
+            print!("{text}");
+            std::process::exit(0);
+        }
+        Err(CliError::Usage(text)) => {
+            eprintln!("{text}");
+            std::process::exit(EXIT_USAGE);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, CliError> {
+        parse_args("xps", args.iter().map(OsString::from), &[8001, 8002, 8003])
+    }
+
+    #[test]
+    fn valid_ports_are_0_to_65535() {
+        assert!(is_valid_port(0) && is_valid_port(8001) && is_valid_port(65535));
+        assert!(!is_valid_port(65536));
+    }
+
+    #[test]
+    fn reversal_keeps_the_trailing_newline_last() {
+        let cases: [(&[u8], &[u8]); 6] = [
+            (b"hello\n", b"olleh\n"),
+            (b"\n", b"\n"),
+            (b"", b""),
+            (b"abc", b"cba"),
+            (b"a\0b\xff\n", b"\xffb\0a\n"),
+            (b"ab\n\n", b"\nba\n"),
+        ];
+        for (input, want) in cases {
+            let mut buf = input.to_vec();
+            reverse_message(&mut buf);
+            assert_eq!(
+                buf,
+                want,
+                "reversing {:?}",
+                input.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn lossy_display_replaces_invalid_bytes_only() {
+        let mut out = Vec::new();
+        write_lossy(&mut out, b"ok\xffok", b"\n").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[CLIENT MESSAGE] ok\u{fffd}ok\n"
+        );
+        let mut out = Vec::new();
+        write_all_vectored(
+            &mut out,
+            &mut [IoSlice::new(CLIENT_MESSAGE_PREFIX), IoSlice::new(b"hi\n")],
+        )
+        .unwrap();
+        assert_eq!(out, b"[CLIENT MESSAGE] hi\n");
+    }
+
+    #[test]
+    fn getaddrinfo_resolves_and_names_unknown_hosts() {
+        assert_eq!(
+            xps_getaddrinfo("127.0.0.1", 80).unwrap(),
+            "127.0.0.1:80".parse().unwrap()
+        );
+        assert_eq!(
+            xps_getaddrinfo("localhost", 8001).unwrap(),
+            "127.0.0.1:8001".parse().unwrap()
+        );
+        let err = xps_getaddrinfo("no-such-host.invalid", 80).unwrap_err();
+        assert!(err.to_string().contains("'no-such-host.invalid'"), "{err}");
+    }
+
+    #[test]
+    fn command_line() {
+        assert_eq!(
+            parse(&[]).unwrap(),
+            Config {
+                host: "0.0.0.0".into(),
+                ports: vec![8001, 8002, 8003]
+            }
+        );
+        assert_eq!(
+            parse(&["--host", "127.0.0.1", "0", "9000"]).unwrap(),
+            Config {
+                host: "127.0.0.1".into(),
+                ports: vec![0, 9000]
+            }
+        );
+        assert_eq!(parse(&["--host=localhost"]).unwrap().host, "localhost");
+        assert!(matches!(parse(&["--help"]), Err(CliError::Help(t)) if t.contains("--host HOST")));
+        assert!(matches!(parse(&["-h"]), Err(CliError::Help(_))));
+        for (args, needle) in [
+            (&["abc"][..], "invalid port 'abc'"),
+            (&["65536"][..], "invalid port '65536'"),
+            (&["-1"][..], "invalid port '-1'"),
+            (&["--verbose"][..], "unknown option '--verbose'"),
+            (&["--host"][..], "--host needs a value"),
+        ] {
+            match parse(args) {
+                Err(CliError::Usage(msg)) => assert!(msg.contains(needle), "{args:?}: {msg}"),
+                other => panic!("{args:?} should be a usage error, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The `xps_connection` module (`network/xps_connection.c`): one accepted TCP client. It reads
+//! what the client sends, prints it, and sends it back reversed.
+
+use std::cell::{OnceCell, RefCell};
+use std::os::fd::{AsFd, OwnedFd};
+use std::rc::{Rc, Weak};
+
+use log::{debug, error, info};
+use shared::sys;
+use shared::xps_utils::{get_remote_ip, print_client_message, reverse_message};
+
+use crate::xps::{
+    CONNECTIONS, DEFAULT_BUFFER_SIZE, N_NULL_CONNECTIONS, XpsListener, xps_loop_attach,
+    xps_loop_detach,
+};
+
+/// `struct xps_connection_s`.
+pub struct XpsConnection {
+    /// The epoll instance the connection is attached to (the page's `int epoll_fd`).
+    pub epoll_fd: Rc<OwnedFd>,
+    /// The connection socket; *blocking*, as in the course. `OwnedFd` closes it when freed.
+    pub sock_fd: OwnedFd,
+    /// The listener that accepted it, set once right after creation as the page's
+    /// `client->listener = listener`. `Weak`: a connection does not own its listener.
+    pub listener: OnceCell<Weak<XpsListener>>,
+    /// The client's IPv4 address as text (the page's malloc'd `char *remote_ip`).
+    pub remote_ip: String,
+}
+
+thread_local! {
+    // The receive buffer. The C declares `u_char buff[DEFAULT_BUFFER_SIZE]` on the read
+    // handler's stack; a Rust array must be initialised, and zeroing 100 KB for every message
+    // would cost more than the recv() itself. So the process keeps one buffer and reuses it.
+    static BUFF: RefCell<Vec<u8>> = RefCell::new(vec![0; DEFAULT_BUFFER_SIZE]);
+}
+
+/// `xps_connection_create()`: wraps an accepted socket, attaches it to the loop and adds it to
+/// the global `CONNECTIONS`. `None` (the C's NULL) on error, after logging it; `sock_fd` is
+/// then closed (dropped).
+pub fn xps_connection_create(
+    epoll_fd: &Rc<OwnedFd>,
+    sock_fd: OwnedFd,
+) -> Option<Rc<XpsConnection>> {
+    let remote_ip = get_remote_ip(sock_fd.as_fd())
+        .inspect_err(|e| error!(target: "xps_connection_create()", "get_remote_ip() failed: {e}"))
+        .ok()?;
+
+    // Allocate and init values
+    let connection = Rc::new(XpsConnection {
+        epoll_fd: Rc::clone(epoll_fd),
+        sock_fd,
+        listener: OnceCell::new(),
+        remote_ip,
+    });
+
+    // Attach sock_fd to epoll
+    xps_loop_attach(
+        epoll_fd.as_fd(),
+        connection.sock_fd.as_fd(),
+        sys::EPOLLIN as u32,
+    )
+    .ok()?;
+
+    // Add connection to 'connections' list
+    CONNECTIONS.with_borrow_mut(|connections| connections.push(Some(Rc::clone(&connection))));
+
+    debug!(target: "xps_connection_create()", "created connection");
+    Some(connection)
+}
+
+/// `xps_connection_destroy()`: sets the connection's entry in `CONNECTIONS` to `None`, detaches
+/// it from the loop, closes its socket and frees it.
+///
+/// It takes the connection by value, so code after a destroy cannot touch it: the compiler
+/// turns C's use-after-free into an error.
+pub fn xps_connection_destroy(connection: Rc<XpsConnection>) {
+    // Set connection to None in 'connections' list
+    let owned = CONNECTIONS.with_borrow_mut(|connections| {
+        connections
+            .iter_mut()
+            .find(|curr| {
+                curr.as_ref()
+                    .is_some_and(|curr| Rc::ptr_eq(curr, &connection))
+            })
+            .and_then(Option::take)
+    });
+    if owned.is_some() {
+        N_NULL_CONNECTIONS.set(N_NULL_CONNECTIONS.get() + 1);
+    }
+    drop(owned);
+
+    // Detach connection from loop (an error is logged; destroying goes on regardless)
+    let _ = xps_loop_detach(connection.epoll_fd.as_fd(), connection.sock_fd.as_fd());
+
+    // Close connection socket FD, free remote_ip, free connection instance: dropping the last
+    // handle does all three, as the C's close() and two free() calls do.
+    drop(connection);
+
+    debug!(target: "xps_connection_destroy()", "destroyed connection");
+}
+
+/// `xps_connection_read_handler()`: reads what one `recv()` returns, prints it, reverses it and
+/// sends it all back. On EOF or an error the connection is destroyed.
+///
+/// The socket is blocking, as in the course: if the client stops reading and the kernel's send
+/// buffer fills, `send()` blocks the whole server (stage 7's Experiment #1).
+pub fn xps_connection_read_handler(connection: Rc<XpsConnection>) {
+    BUFF.with_borrow_mut(move |buff| {
+        let read_n = match sys::recv(connection.sock_fd.as_fd(), buff) {
+            Ok(0) => {
+                info!(target: "connection_read_handler()", "peer closed connection");
+                xps_connection_destroy(connection);
+                return;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                error!(target: "xps_connection_read_handler()", "recv() failed: {e}");
+                xps_connection_destroy(connection);
+                return;
+            }
+        };
+        let message = &mut buff[..read_n];
+
+        // Print client message, then reverse it
+        print_client_message(message);
+        reverse_message(message);
+
+        // Sending reversed message to client
+        let mut bytes_written = 0;
+        while bytes_written < read_n {
+            match sys::send(connection.sock_fd.as_fd(), &message[bytes_written..]) {
+                Ok(write_n) => bytes_written += write_n,
+                Err(e) => {
+                    error!(target: "xps_connection_read_handler()", "send() failed: {e}");
+                    xps_connection_destroy(connection);
+                    return;
+                }
+            }
+        }
+    });
+}
