@@ -22,20 +22,12 @@ pub use libc::{EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 
 /// Turns a `-1` return into the OS error, anything else into `Ok`.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 /// Like [`check`] for calls returning `ssize_t`.
 fn check_size(ret: libc::ssize_t) -> io::Result<usize> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as usize)
-    }
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret as usize) }
 }
 
 /// Runs `call` again while it fails with `EINTR`.
@@ -65,10 +57,7 @@ fn to_sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
 }
 
 fn from_sockaddr_in(sa: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
-        u16::from_be(sa.sin_port),
-    )
+    SocketAddrV4::new(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)), u16::from_be(sa.sin_port))
 }
 
 /// `socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)`: a non-blocking IPv4 TCP socket, as the
@@ -101,11 +90,7 @@ pub fn bind(fd: BorrowedFd<'_>, addr: SocketAddrV4) -> io::Result<()> {
     let sa = to_sockaddr_in(addr);
     // SAFETY: `sa` is a valid sockaddr_in that lives across the call, and its size is passed.
     let ret = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const sa).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
+        libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t)
     };
     check(ret).map(drop)
 }
@@ -142,12 +127,7 @@ pub fn accept(listen_fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     retry(|| {
         // SAFETY: null address pointers are allowed: we do not ask for the peer's address here.
         let fd = unsafe {
-            libc::accept4(
-                listen_fd.as_raw_fd(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_CLOEXEC,
-            )
+            libc::accept4(listen_fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
         };
         check(fd).map(owned)
     })
@@ -166,14 +146,7 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     retry(|| {
         // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call.
-        check_size(unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        })
+        check_size(unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
     })
 }
 
@@ -184,53 +157,27 @@ pub fn epoll_create() -> io::Result<OwnedFd> {
 }
 
 /// `epoll_ctl(EPOLL_CTL_ADD)`: watch `fd` for `events`; `data` comes back with each event.
-pub fn epoll_add(
-    epoll_fd: BorrowedFd<'_>,
-    fd: BorrowedFd<'_>,
-    events: u32,
-    data: u64,
-) -> io::Result<()> {
+pub fn epoll_add(epoll_fd: BorrowedFd<'_>, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
     let mut event = epoll_event { events, u64: data };
     // SAFETY: `event` is a valid epoll_event that lives across the call.
-    check(unsafe {
-        libc::epoll_ctl(
-            epoll_fd.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            fd.as_raw_fd(),
-            &mut event,
-        )
-    })
-    .map(drop)
+    check(unsafe { libc::epoll_ctl(epoll_fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut event) }).map(drop)
 }
 
 /// `epoll_ctl(EPOLL_CTL_DEL)`: stop watching `fd`.
 pub fn epoll_del(epoll_fd: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: since Linux 2.6.9 the event pointer may be null for EPOLL_CTL_DEL.
-    check(unsafe {
-        libc::epoll_ctl(
-            epoll_fd.as_raw_fd(),
-            libc::EPOLL_CTL_DEL,
-            fd.as_raw_fd(),
-            std::ptr::null_mut(),
-        )
-    })
-    .map(drop)
+    check(unsafe { libc::epoll_ctl(epoll_fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd.as_raw_fd(), std::ptr::null_mut()) })
+        .map(drop)
 }
 
 /// `epoll_wait()`: fills `events` with ready events and returns how many; `timeout_ms` of -1
 /// waits for ever. A signal arriving during the wait is retried, not reported.
-pub fn epoll_wait(
-    epoll_fd: BorrowedFd<'_>,
-    events: &mut [epoll_event],
-    timeout_ms: i32,
-) -> io::Result<usize> {
+pub fn epoll_wait(epoll_fd: BorrowedFd<'_>, events: &mut [epoll_event], timeout_ms: i32) -> io::Result<usize> {
     let max = events.len().min(i32::MAX as usize) as i32;
     retry(|| {
         // SAFETY: `events` is valid for writes of `max` epoll_event values for the whole call.
-        check(unsafe {
-            libc::epoll_wait(epoll_fd.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms)
-        })
-        .map(|n| n as usize)
+        check(unsafe { libc::epoll_wait(epoll_fd.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) })
+            .map(|n| n as usize)
     })
 }
 
@@ -249,17 +196,14 @@ pub fn eventfd() -> io::Result<OwnedFd> {
 pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
     let one: u64 = 1;
     // SAFETY: writes exactly the 8 bytes of a live u64, as eventfd requires.
-    check_size(unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), size_of::<u64>()) })
-        .map(drop)
+    check_size(unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), size_of::<u64>()) }).map(drop)
 }
 
 /// Reads and resets an eventfd's counter (`Ok(0)` if it was not signalled).
 pub fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let mut count: u64 = 0;
     // SAFETY: reads at most 8 bytes into a live u64, as eventfd requires.
-    match check_size(unsafe {
-        libc::read(fd.as_raw_fd(), (&raw mut count).cast(), size_of::<u64>())
-    }) {
+    match check_size(unsafe { libc::read(fd.as_raw_fd(), (&raw mut count).cast(), size_of::<u64>()) }) {
         Ok(_) => Ok(count),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
         Err(e) => Err(e),
@@ -283,9 +227,7 @@ mod tests {
 
         let mut client = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
         let conn = retry(|| match accept(listener.as_fd()) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                Err(io::ErrorKind::Interrupted.into())
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::ErrorKind::Interrupted.into()),
             other => other,
         })
         .unwrap();
@@ -300,11 +242,7 @@ mod tests {
         client.read_exact(&mut reply).unwrap();
         assert_eq!(&reply, b"ih\n");
         drop(client);
-        assert_eq!(
-            recv(conn.as_fd(), &mut buf).unwrap(),
-            0,
-            "recv returns 0 once the peer closed"
-        );
+        assert_eq!(recv(conn.as_fd(), &mut buf).unwrap(), 0, "recv returns 0 once the peer closed");
     }
 
     #[test]

@@ -53,10 +53,7 @@ pub fn write_line(
 ) -> std::io::Result<()> {
     let (word, style) = level_style(level);
     if color {
-        writeln!(
-            out,
-            "{style}[{word}]{RESET} {GREEN}{function}{RESET} : {message}"
-        )
+        writeln!(out, "{style}[{word}]{RESET} {GREEN}{function}{RESET} : {message}")
     } else {
         writeln!(out, "[{word}] {function} : {message}")
     }
@@ -66,17 +63,11 @@ pub fn write_line(
 /// (it never panics), which lets unit tests that start servers in one process call it freely.
 pub fn init() {
     let color = std::io::stdout().is_terminal();
-    let level = if debug_enabled() {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Info
-    };
+    let level = if debug_enabled() { LevelFilter::Debug } else { LevelFilter::Info };
     let result = env_logger::Builder::new()
         .filter_level(level)
         .target(env_logger::Target::Stdout)
-        .format(move |buf, record| {
-            write_line(buf, record.level(), record.target(), record.args(), color)
-        })
+        .format(move |buf, record| write_line(buf, record.level(), record.target(), record.args(), color))
         .try_init();
     // A second `init` finds a logger already set: that is fine, keep the first one.
     drop(result);
@@ -94,19 +85,9 @@ mod tests {
 
     #[test]
     fn plain_line_matches_the_course() {
-        let got = line(
-            Level::Info,
-            "main()",
-            format_args!("Server listening on port {}", 8001),
-            false,
-        );
+        let got = line(Level::Info, "main()", format_args!("Server listening on port {}", 8001), false);
         assert_eq!(got, "[INFO] main() : Server listening on port 8001\n");
-        let got = line(
-            Level::Warn,
-            "sigint_handler()",
-            format_args!("SIGINT received"),
-            false,
-        );
+        let got = line(Level::Warn, "sigint_handler()", format_args!("SIGINT received"), false);
         assert_eq!(got, "[WARNING] sigint_handler() : SIGINT received\n");
     }
 

@@ -33,10 +33,7 @@ pub fn is_valid_port(port: u32) -> bool {
 /// whose text names the host.
 pub fn xps_getaddrinfo(host: &str, port: u16) -> io::Result<SocketAddrV4> {
     let c_host = CString::new(host).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("host '{}' contains a NUL byte", host.escape_debug()),
-        )
+        io::Error::new(io::ErrorKind::InvalidInput, format!("host '{}' contains a NUL byte", host.escape_debug()))
     })?;
     // SAFETY: addrinfo is plain old data; all-zero is the "no hints" value C code memsets to.
     let mut hints: libc::addrinfo = unsafe { zeroed() };
@@ -49,9 +46,7 @@ pub fn xps_getaddrinfo(host: &str, port: u16) -> io::Result<SocketAddrV4> {
     if ret != 0 {
         // SAFETY: gai_strerror returns a pointer to a static NUL-terminated message.
         let reason = unsafe { CStr::from_ptr(libc::gai_strerror(ret)) }.to_string_lossy();
-        return Err(io::Error::other(format!(
-            "cannot resolve host '{host}': {reason}"
-        )));
+        return Err(io::Error::other(format!("cannot resolve host '{host}': {reason}")));
     }
     // SAFETY: getaddrinfo succeeded, so `list` points to at least one entry; with AF_INET hints
     // every entry's ai_addr is a sockaddr_in.
@@ -97,11 +92,7 @@ pub fn print_client_message(message: &[u8]) {
     let result = if std::str::from_utf8(message).is_ok() {
         write_all_vectored(
             &mut out,
-            &mut [
-                IoSlice::new(CLIENT_MESSAGE_PREFIX),
-                IoSlice::new(message),
-                IoSlice::new(newline),
-            ],
+            &mut [IoSlice::new(CLIENT_MESSAGE_PREFIX), IoSlice::new(message), IoSlice::new(newline)],
         )
     } else {
         write_lossy(&mut out, message, newline)
@@ -115,11 +106,7 @@ fn write_lossy(out: &mut impl Write, message: &[u8], newline: &[u8]) -> io::Resu
     for chunk in message.utf8_chunks() {
         out.write_all(chunk.valid().as_bytes())?;
         if !chunk.invalid().is_empty() {
-            out.write_all(
-                char::REPLACEMENT_CHARACTER
-                    .encode_utf8(&mut [0; 4])
-                    .as_bytes(),
-            )?;
+            out.write_all(char::REPLACEMENT_CHARACTER.encode_utf8(&mut [0; 4]).as_bytes())?;
         }
     }
     out.write_all(newline)
@@ -190,11 +177,7 @@ pub fn parse_args(
     args: impl IntoIterator<Item = OsString>,
     default_ports: &[u16],
 ) -> Result<Config, CliError> {
-    let bad = |msg: String| {
-        CliError::Usage(format!(
-            "{program}: {msg}\nTry '{program} --help' for more information."
-        ))
-    };
+    let bad = |msg: String| CliError::Usage(format!("{program}: {msg}\nTry '{program} --help' for more information."));
     let mut host = DEFAULT_HOST.to_string();
     let mut ports = Vec::new();
     let mut args = args.into_iter();
@@ -209,9 +192,7 @@ pub fn parse_args(
                 Some(Ok(_)) => return Err(bad("--host needs a non-empty HOST".into())),
                 Some(Err(h)) => return Err(bad(format!("host {h:?} is not valid UTF-8"))),
                 None => {
-                    return Err(bad(
-                        "--host needs a value, for example --host 127.0.0.1".into()
-                    ));
+                    return Err(bad("--host needs a value, for example --host 127.0.0.1".into()));
                 }
             },
             _ if arg.starts_with("--host=") => {
@@ -226,14 +207,10 @@ pub fn parse_args(
             _ => match arg.parse::<u32>() {
                 Ok(port) if is_valid_port(port) => ports.push(port as u16),
                 Ok(_) => {
-                    return Err(bad(format!(
-                        "invalid port '{arg}': ports go from 0 to 65535"
-                    )));
+                    return Err(bad(format!("invalid port '{arg}': ports go from 0 to 65535")));
                 }
                 Err(_) => {
-                    return Err(bad(format!(
-                        "invalid port '{arg}': not a number from 0 to 65535"
-                    )));
+                    return Err(bad(format!("invalid port '{arg}': not a number from 0 to 65535")));
                 }
             },
         }
@@ -287,12 +264,7 @@ mod tests {
         for (input, want) in cases {
             let mut buf = input.to_vec();
             reverse_message(&mut buf);
-            assert_eq!(
-                buf,
-                want,
-                "reversing {:?}",
-                input.escape_ascii().to_string()
-            );
+            assert_eq!(buf, want, "reversing {:?}", input.escape_ascii().to_string());
         }
     }
 
@@ -300,48 +272,26 @@ mod tests {
     fn lossy_display_replaces_invalid_bytes_only() {
         let mut out = Vec::new();
         write_lossy(&mut out, b"ok\xffok", b"\n").unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "[CLIENT MESSAGE] ok\u{fffd}ok\n"
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), "[CLIENT MESSAGE] ok\u{fffd}ok\n");
         let mut out = Vec::new();
-        write_all_vectored(
-            &mut out,
-            &mut [IoSlice::new(CLIENT_MESSAGE_PREFIX), IoSlice::new(b"hi\n")],
-        )
-        .unwrap();
+        write_all_vectored(&mut out, &mut [IoSlice::new(CLIENT_MESSAGE_PREFIX), IoSlice::new(b"hi\n")]).unwrap();
         assert_eq!(out, b"[CLIENT MESSAGE] hi\n");
     }
 
     #[test]
     fn getaddrinfo_resolves_and_names_unknown_hosts() {
-        assert_eq!(
-            xps_getaddrinfo("127.0.0.1", 80).unwrap(),
-            "127.0.0.1:80".parse().unwrap()
-        );
-        assert_eq!(
-            xps_getaddrinfo("localhost", 8001).unwrap(),
-            "127.0.0.1:8001".parse().unwrap()
-        );
+        assert_eq!(xps_getaddrinfo("127.0.0.1", 80).unwrap(), "127.0.0.1:80".parse().unwrap());
+        assert_eq!(xps_getaddrinfo("localhost", 8001).unwrap(), "127.0.0.1:8001".parse().unwrap());
         let err = xps_getaddrinfo("no-such-host.invalid", 80).unwrap_err();
         assert!(err.to_string().contains("'no-such-host.invalid'"), "{err}");
     }
 
     #[test]
     fn command_line() {
-        assert_eq!(
-            parse(&[]).unwrap(),
-            Config {
-                host: "0.0.0.0".into(),
-                ports: vec![8001, 8002, 8003]
-            }
-        );
+        assert_eq!(parse(&[]).unwrap(), Config { host: "0.0.0.0".into(), ports: vec![8001, 8002, 8003] });
         assert_eq!(
             parse(&["--host", "127.0.0.1", "0", "9000"]).unwrap(),
-            Config {
-                host: "127.0.0.1".into(),
-                ports: vec![0, 9000]
-            }
+            Config { host: "127.0.0.1".into(), ports: vec![0, 9000] }
         );
         assert_eq!(parse(&["--host=localhost"]).unwrap().host, "localhost");
         assert!(matches!(parse(&["--help"]), Err(CliError::Help(t)) if t.contains("--host HOST")));

@@ -37,9 +37,7 @@ use shared::xps_logger;
 use shared::xps_utils::{self, EXIT_FAILURE};
 
 use crate::network::xps_connection::xps_connection_read_handler;
-use crate::network::xps_listener::{
-    xps_listener_connection_handler, xps_listener_create, xps_listener_destroy,
-};
+use crate::network::xps_listener::{xps_listener_connection_handler, xps_listener_create, xps_listener_destroy};
 use crate::xps::{MAX_EPOLL_EVENTS, XpsConnection, XpsListener};
 
 /// The ports stage 6 listens on when none are given, as in the course.
@@ -79,8 +77,7 @@ fn main() {
         let Some(listener) = xps_listener_create(&epoll_fd, &config.host, port) else {
             error!(target: "main()", "failed to create listener on {}:{port}; exiting", config.host);
             // Leave nothing listening before exiting.
-            let created: Vec<_> =
-                LISTENERS.with_borrow(|listeners| listeners.iter().flatten().cloned().collect());
+            let created: Vec<_> = LISTENERS.with_borrow(|listeners| listeners.iter().flatten().cloned().collect());
             created.into_iter().for_each(xps_listener_destroy);
             std::process::exit(EXIT_FAILURE);
         };
@@ -94,28 +91,21 @@ fn main() {
 
 /// `xps_loop_create()`: creates the epoll instance the loop waits on.
 pub fn xps_loop_create() -> io::Result<OwnedFd> {
-    sys::epoll_create()
-        .inspect_err(|e| error!(target: "xps_loop_create()", "epoll_create1() failed: {e}"))
+    sys::epoll_create().inspect_err(|e| error!(target: "xps_loop_create()", "epoll_create1() failed: {e}"))
 }
 
 /// `xps_loop_attach()`: asks epoll to report `events` on `fd`. The event carries the fd
 /// itself (the page's `event.data.fd = fd`), which is all [`xps_loop_run`] gets back.
 /// Logs the OS error on failure.
-pub fn xps_loop_attach(
-    epoll_fd: BorrowedFd<'_>,
-    fd: BorrowedFd<'_>,
-    events: u32,
-) -> io::Result<()> {
-    sys::epoll_add(epoll_fd, fd, events, fd.as_raw_fd() as u64).inspect_err(
-        |e| error!(target: "xps_loop_attach()", "epoll_ctl(EPOLL_CTL_ADD) failed: {e}"),
-    )
+pub fn xps_loop_attach(epoll_fd: BorrowedFd<'_>, fd: BorrowedFd<'_>, events: u32) -> io::Result<()> {
+    sys::epoll_add(epoll_fd, fd, events, fd.as_raw_fd() as u64)
+        .inspect_err(|e| error!(target: "xps_loop_attach()", "epoll_ctl(EPOLL_CTL_ADD) failed: {e}"))
 }
 
 /// `xps_loop_detach()`: stops epoll reporting events on `fd`. Logs the OS error on failure.
 pub fn xps_loop_detach(epoll_fd: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
-    sys::epoll_del(epoll_fd, fd).inspect_err(
-        |e| error!(target: "xps_loop_detach()", "epoll_ctl(EPOLL_CTL_DEL) failed: {e}"),
-    )
+    sys::epoll_del(epoll_fd, fd)
+        .inspect_err(|e| error!(target: "xps_loop_detach()", "epoll_ctl(EPOLL_CTL_DEL) failed: {e}"))
 }
 
 /// `xps_loop_run()`: waits for events and hands each to its listener or connection.
@@ -144,11 +134,7 @@ pub fn xps_loop_run(epoll_fd: BorrowedFd<'_>) {
             // Checking if curr_fd is of a listener. `cloned()` takes a second handle, so the
             // list is not borrowed while the handler runs (the handler adds to the lists).
             let listener = LISTENERS.with_borrow(|listeners| {
-                listeners
-                    .iter()
-                    .flatten()
-                    .find(|curr| curr.sock_fd.as_raw_fd() == curr_fd)
-                    .cloned()
+                listeners.iter().flatten().find(|curr| curr.sock_fd.as_raw_fd() == curr_fd).cloned()
             });
             if let Some(listener) = listener {
                 xps_listener_connection_handler(&listener);
@@ -157,11 +143,7 @@ pub fn xps_loop_run(epoll_fd: BorrowedFd<'_>) {
 
             // Checking if curr_fd is of a connection
             let connection = CONNECTIONS.with_borrow(|connections| {
-                connections
-                    .iter()
-                    .flatten()
-                    .find(|curr| curr.sock_fd.as_raw_fd() == curr_fd)
-                    .cloned()
+                connections.iter().flatten().find(|curr| curr.sock_fd.as_raw_fd() == curr_fd).cloned()
             });
             if let Some(connection) = connection {
                 xps_connection_read_handler(connection);

@@ -9,10 +9,7 @@ use log::{debug, error, info};
 use shared::sys;
 use shared::xps_utils::{get_remote_ip, print_client_message, reverse_message};
 
-use crate::xps::{
-    CONNECTIONS, DEFAULT_BUFFER_SIZE, N_NULL_CONNECTIONS, XpsListener, xps_loop_attach,
-    xps_loop_detach,
-};
+use crate::xps::{CONNECTIONS, DEFAULT_BUFFER_SIZE, N_NULL_CONNECTIONS, XpsListener, xps_loop_attach, xps_loop_detach};
 
 /// `struct xps_connection_s`.
 pub struct XpsConnection {
@@ -37,29 +34,17 @@ thread_local! {
 /// `xps_connection_create()`: wraps an accepted socket, attaches it to the loop and adds it to
 /// the global `CONNECTIONS`. `None` (the C's NULL) on error, after logging it; `sock_fd` is
 /// then closed (dropped).
-pub fn xps_connection_create(
-    epoll_fd: &Rc<OwnedFd>,
-    sock_fd: OwnedFd,
-) -> Option<Rc<XpsConnection>> {
+pub fn xps_connection_create(epoll_fd: &Rc<OwnedFd>, sock_fd: OwnedFd) -> Option<Rc<XpsConnection>> {
     let remote_ip = get_remote_ip(sock_fd.as_fd())
         .inspect_err(|e| error!(target: "xps_connection_create()", "get_remote_ip() failed: {e}"))
         .ok()?;
 
     // Allocate and init values
-    let connection = Rc::new(XpsConnection {
-        epoll_fd: Rc::clone(epoll_fd),
-        sock_fd,
-        listener: OnceCell::new(),
-        remote_ip,
-    });
+    let connection =
+        Rc::new(XpsConnection { epoll_fd: Rc::clone(epoll_fd), sock_fd, listener: OnceCell::new(), remote_ip });
 
     // Attach sock_fd to epoll
-    xps_loop_attach(
-        epoll_fd.as_fd(),
-        connection.sock_fd.as_fd(),
-        sys::EPOLLIN as u32,
-    )
-    .ok()?;
+    xps_loop_attach(epoll_fd.as_fd(), connection.sock_fd.as_fd(), sys::EPOLLIN as u32).ok()?;
 
     // Add connection to 'connections' list
     CONNECTIONS.with_borrow_mut(|connections| connections.push(Some(Rc::clone(&connection))));
@@ -78,10 +63,7 @@ pub fn xps_connection_destroy(connection: Rc<XpsConnection>) {
     let owned = CONNECTIONS.with_borrow_mut(|connections| {
         connections
             .iter_mut()
-            .find(|curr| {
-                curr.as_ref()
-                    .is_some_and(|curr| Rc::ptr_eq(curr, &connection))
-            })
+            .find(|curr| curr.as_ref().is_some_and(|curr| Rc::ptr_eq(curr, &connection)))
             .and_then(Option::take)
     });
     if owned.is_some() {

@@ -26,11 +26,7 @@ pub struct XpsListener {
 /// `xps_listener_create()`: creates a non-blocking listening socket on `host:port`, attaches it
 /// to the loop and adds it to the global `LISTENERS`. `None` (the C's NULL) on error, after
 /// logging it and undoing what was done: the socket closes when `sock_fd` is dropped.
-pub fn xps_listener_create(
-    epoll_fd: &Rc<OwnedFd>,
-    host: &str,
-    port: u16,
-) -> Option<Rc<XpsListener>> {
+pub fn xps_listener_create(epoll_fd: &Rc<OwnedFd>, host: &str, port: u16) -> Option<Rc<XpsListener>> {
     // Create socket instance
     let sock_fd = sys::socket_nonblocking()
         .inspect_err(|e| error!(target: "xps_listener_create()", "socket() failed: {e}"))
@@ -48,9 +44,7 @@ pub fn xps_listener_create(
 
     // Binding to port
     sys::bind(sock_fd.as_fd(), addr)
-        .inspect_err(
-            |e| error!(target: "xps_listener_create()", "failed to bind() to {host}:{port}: {e}"),
-        )
+        .inspect_err(|e| error!(target: "xps_listener_create()", "failed to bind() to {host}:{port}: {e}"))
         .ok()?;
 
     // Listening on port
@@ -66,20 +60,10 @@ pub fn xps_listener_create(
         .port();
 
     // Create & allocate memory for a listener instance, and init values
-    let listener = Rc::new(XpsListener {
-        epoll_fd: Rc::clone(epoll_fd),
-        host: host.to_string(),
-        port,
-        sock_fd,
-    });
+    let listener = Rc::new(XpsListener { epoll_fd: Rc::clone(epoll_fd), host: host.to_string(), port, sock_fd });
 
     // Attach listener to loop
-    xps_loop_attach(
-        epoll_fd.as_fd(),
-        listener.sock_fd.as_fd(),
-        sys::EPOLLIN as u32,
-    )
-    .ok()?;
+    xps_loop_attach(epoll_fd.as_fd(), listener.sock_fd.as_fd(), sys::EPOLLIN as u32).ok()?;
 
     // Add listener to global listeners list
     LISTENERS.with_borrow_mut(|listeners| listeners.push(Some(Rc::clone(&listener))));
@@ -101,10 +85,7 @@ pub fn xps_listener_destroy(listener: Rc<XpsListener>) {
     let owned = LISTENERS.with_borrow_mut(|listeners| {
         listeners
             .iter_mut()
-            .find(|curr| {
-                curr.as_ref()
-                    .is_some_and(|curr| Rc::ptr_eq(curr, &listener))
-            })
+            .find(|curr| curr.as_ref().is_some_and(|curr| Rc::ptr_eq(curr, &listener)))
             .and_then(Option::take)
     });
     if owned.is_some() {

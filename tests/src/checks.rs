@@ -1,0 +1,369 @@
+//! The milestone checks, one definition each, run against every stage.
+//!
+//! The checks that talk to a running server take `&Server` and return `Result<(), Failure>`;
+//! `scripts/check-build.sh` runs the same functions against a learner's own build. The
+//! command-line checks take the binary's path and run it to completion with `assert_cmd`.
+//!
+//! Naming: each check is named after the behaviour a learner relies on, and the course's own
+//! three automated checks are `course_check_1..3`.
+
+use std::io::{ErrorKind, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use crate::{Client, DefaultPortsLock, Failure, Rng, Server};
+
+/// One message a check sends, named after the client that sends it.
+fn message(client: &str, n: usize) -> Vec<u8> {
+    format!("message {n} from {client}\n").into_bytes()
+}
+
+/// At least `n` ports, or a failure saying the server has too few.
+fn ports(server: &Server, n: usize) -> Result<&[u16], Failure> {
+    if server.ports().len() < n {
+        return Err(Failure::new(format!(
+            "this check needs {n} ports, the server listens on {}",
+            server.ports().len()
+        ))
+        .log_of(server));
+    }
+    Ok(server.ports())
+}
+
+/// Milestone #2, steps 1 and 2: a netcat client on each port sends a message and gets it back
+/// reversed.
+pub fn one_client_on_each_port_gets_its_reversal(server: &Server) -> Result<(), Failure> {
+    for (i, &port) in server.ports().iter().enumerate() {
+        let label = format!("client {}", i + 1);
+        let mut client = Client::connect(server, port, &label)?;
+        client.round_trip(server, &message(&label, 1))?;
+    }
+    Ok(())
+}
+
+/// Milestone #2, step 3: more clients on a port that already has one are served too, and the
+/// first is still served after them.
+pub fn second_and_third_clients_on_a_busy_port_are_served(server: &Server) -> Result<(), Failure> {
+    let port = ports(server, 1)?[0];
+    let mut clients = Vec::new();
+    for i in 1..=3 {
+        let label = format!("client {i}");
+        let mut client = Client::connect(server, port, &label)?;
+        client.round_trip(server, &message(&label, 1))?;
+        clients.push((label, client));
+    }
+    for (label, client) in &mut clients {
+        client.round_trip(server, &message(label, 2))?;
+    }
+    Ok(())
+}
+
+/// The page's test "Try the same test with 4 clients and 3 ports".
+pub fn four_clients_on_three_ports_each_get_their_reply(server: &Server) -> Result<(), Failure> {
+    let ports = ports(server, 3)?;
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let label = format!("client {}", i + 1);
+        let client = Client::connect(server, ports[i % 3], &label)?;
+        clients.push((label, client));
+    }
+    for round in 1..=3 {
+        for (label, client) in &mut clients {
+            client.round_trip(server, &message(label, round))?;
+        }
+    }
+    Ok(())
+}
+
+/// Milestone #2, step 4: every client sends before any reads; each gets its own reply.
+pub fn interleaved_messages_from_all_clients_each_get_their_own_reply(server: &Server) -> Result<(), Failure> {
+    let mut clients = Vec::new();
+    for (i, &port) in server.ports().iter().enumerate() {
+        for j in 1..=2 {
+            let label = format!("client {}.{j}", i + 1);
+            let client = Client::connect(server, port, &label)?;
+            clients.push((label, client));
+        }
+    }
+    for round in 1..=3 {
+        let sent: Vec<Vec<u8>> = clients.iter().map(|(label, _)| message(label, round)).collect();
+        for ((_, client), msg) in clients.iter_mut().zip(&sent) {
+            client.send(server, msg)?;
+        }
+        // Read in the opposite order to the sends: no reply may depend on another's.
+        for ((_, client), msg) in clients.iter_mut().zip(&sent).rev() {
+            client.expect(server, msg, &crate::expected_reply(msg))?;
+        }
+    }
+    Ok(())
+}
+
+/// Milestone #2, step 5: clients disconnect; the server stays up and serves new clients.
+pub fn server_stays_up_after_clients_disconnect_and_accepts_new_ones(server: &Server) -> Result<(), Failure> {
+    for (i, &port) in server.ports().iter().enumerate() {
+        let label = format!("client {}", i + 1);
+        let mut client = Client::connect(server, port, &label)?;
+        client.round_trip(server, &message(&label, 1))?;
+        client.close();
+    }
+    // Give the server a moment to see the disconnects before the new clients arrive.
+    thread::sleep(Duration::from_millis(100));
+    for (i, &port) in server.ports().iter().enumerate() {
+        let label = format!("new client {}", i + 1);
+        let mut client = Client::connect(server, port, &label)?;
+        client.round_trip(server, &message(&label, 1))?;
+    }
+    Ok(())
+}
+
+/// The course's automated check 1: on every port, one client sends 100 random strings (letters
+/// and digits, up to 1000 characters, each ending in `\n`), one at a time; each reply must be
+/// the reversal.
+pub fn course_check_1_single_client_on_every_port_100_random_strings(server: &Server) -> Result<(), Failure> {
+    let seed = Rng::seed_from_time();
+    let mut rng = Rng::new(seed);
+    for &port in server.ports() {
+        let mut client = Client::connect(server, port, "client")?;
+        for n in 1..=100 {
+            let len = 1 + rng.below(1000) as usize;
+            let mut msg = rng.alphanumeric(len);
+            msg.push(b'\n');
+            client
+                .round_trip(server, &msg)
+                .map_err(|f| f.detail("string", format!("{n} of 100 (random seed {seed})")))?;
+        }
+    }
+    Ok(())
+}
+
+/// The course's automated check 2: ten clients connect to one port at once and each sends
+/// `string-<i>\n`; each must get its own reversal.
+pub fn course_check_2_ten_clients_at_once_on_one_port(server: &Server) -> Result<(), Failure> {
+    let port = ports(server, 1)?[0];
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        clients.push(Client::connect(server, port, format!("client {i}"))?);
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send(server, format!("string-{i}\n").as_bytes())?;
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        let sent = format!("string-{i}\n").into_bytes();
+        client.expect(server, &sent, &crate::expected_reply(&sent))?;
+    }
+    Ok(())
+}
+
+/// The course's automated check 3: a client disconnects; a client that was already connected
+/// and a new client must both still be served, and the server must not exit.
+pub fn course_check_3_disconnect_does_not_affect_other_clients(server: &Server) -> Result<(), Failure> {
+    let port = ports(server, 1)?[0];
+    let mut leaving = Client::connect(server, port, "leaving client")?;
+    let mut staying = Client::connect(server, port, "staying client")?;
+    leaving.round_trip(server, b"I am leaving\n")?;
+    staying.round_trip(server, b"I am staying\n")?;
+    leaving.close();
+    thread::sleep(Duration::from_millis(100));
+    staying.round_trip(server, b"still here\n")?;
+    let mut new = Client::connect(server, port, "new client")?;
+    new.round_trip(server, b"I am new\n")?;
+    Ok(())
+}
+
+/// Any bytes work: NUL, invalid UTF-8, `\r`, empty lines and messages without a newline come
+/// back reversed byte for byte, a trailing `\n` staying last.
+pub fn raw_bytes_and_empty_lines_are_reversed_byte_for_byte(server: &Server) -> Result<(), Failure> {
+    let port = ports(server, 1)?[0];
+    let mut client = Client::connect(server, port, "client")?;
+    let messages: [&[u8]; 7] = [
+        b"\n",
+        b"a\n",
+        b"no newline",
+        b"nul\0inside\n",
+        b"\xff\xfe invalid utf-8 \xc3\n",
+        b"windows line\r\n",
+        b"\n\n",
+    ];
+    for msg in messages {
+        client.round_trip(server, msg)?;
+    }
+    Ok(())
+}
+
+/// A client that resets its connection (RST instead of FIN) is logged with the OS error text and
+/// dropped; the server keeps serving a client already connected and a new one.
+pub fn client_that_resets_is_dropped_and_others_stay_served(server: &Server) -> Result<(), Failure> {
+    let port = ports(server, 1)?[0];
+    let mut staying = Client::connect(server, port, "staying client")?;
+    let mut resetting = Client::connect(server, port, "resetting client")?;
+    resetting.round_trip(server, b"about to reset\n")?;
+    resetting.reset();
+    if !server.wait_for_log("Connection reset by peer", Duration::from_secs(5)) {
+        return Err(Failure::new("the server did not log the reset")
+            .detail("expected", "an ERROR line with the OS error text `Connection reset by peer`")
+            .hint("a recv() error should be logged with io::Error's text, then the connection destroyed")
+            .log_of(server));
+    }
+    staying.round_trip(server, b"still here\n")?;
+    let mut new = Client::connect(server, port, "new client")?;
+    new.round_trip(server, b"I am new\n")?;
+    Ok(())
+}
+
+/// Stage 7's Experiment #1, a behaviour the course documents (and stage 8 fixes): the server's
+/// connection sockets block, so while it is stuck in `send()` to a client that never reads,
+/// no other client is served; once that client quits, the others are served again.
+pub fn experiment_1_blocking_send_stalls_everyone_until_the_sender_quits(server: &Server) -> Result<(), Failure> {
+    let ports = ports(server, 1)?;
+    let (sender_port, other_port) = (ports[0], *ports.get(1).unwrap_or(&ports[0]));
+
+    // 1. A sender that never reads streams data until its own send() would block: the server
+    //    stopped reading, because it is itself blocked sending replies nobody reads.
+    let sender = Client::connect(server, sender_port, "sender (never reads)")?;
+    let sent = fill_until_blocked(sender.stream()).map_err(|why| {
+        Failure::new(format!("{} never got stuck", sender.label()))
+            .detail("observed", why)
+            .hint(
+                "stage 7 uses blocking connection sockets, so send() to a client that does not read blocks the server",
+            )
+            .log_of(server)
+    })?;
+
+    // 2. A second client is not served while the server is blocked.
+    let mut other = Client::connect(server, other_port, "second client")?;
+    other.send(server, b"hello\n")?;
+    other
+        .expect_silence(
+            server,
+            b"hello\n",
+            Duration::from_secs(1),
+            "while the server is blocked in send() to the sender, nobody else should be served (Experiment #1)",
+        )
+        .map_err(|f| f.detail("sender sent", format!("{sent} bytes before its send() blocked")))?;
+
+    // 3. The sender quits: the server's send() fails, it drops the sender and serves the other.
+    drop(sender);
+    other.expect(server, b"hello\n", b"olleh\n").map_err(|f| {
+        f.hint("after the sender quits, the server's blocked send() fails; it should destroy that connection and serve the rest")
+    })
+}
+
+/// Writes to a non-blocking `stream` until writes have failed with `WouldBlock` for half a
+/// second in a row. Returns how many bytes went out, or why it gave up.
+fn fill_until_blocked(stream: &TcpStream) -> Result<usize, String> {
+    const LIMIT: usize = 1 << 30;
+    stream.set_nonblocking(true).map_err(|e| format!("set_nonblocking failed: {e}"))?;
+    let chunk: Vec<u8> = (0..64 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    let started = Instant::now();
+    let mut total = 0;
+    let mut blocked_since: Option<Instant> = None;
+    let mut stream = stream;
+    loop {
+        match stream.write(&chunk) {
+            Ok(n) => {
+                total += n;
+                blocked_since = None;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if blocked_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(500) {
+                    return Ok(total);
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("send failed after {total} bytes: {e}")),
+        }
+        if total > LIMIT || started.elapsed() > Duration::from_secs(30) {
+            return Err(format!("{total} bytes went out in {:?} and the server kept reading", started.elapsed()));
+        }
+    }
+}
+
+/// `-h`/`--help` prints the usage on stdout and exits 0.
+pub fn help_prints_usage_and_exits_0(bin: &Path) {
+    for flag in ["-h", "--help"] {
+        Command::new(bin)
+            .arg(flag)
+            .timeout(Duration::from_secs(10))
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Usage:").and(predicate::str::contains("--host HOST")));
+    }
+}
+
+/// A port that is not a number or is above 65535, or an unknown flag, prints a message naming
+/// the bad argument on stderr and exits 2, before listening on anything.
+pub fn bad_arguments_exit_2_naming_the_argument(bin: &Path) {
+    let cases: [(&[&str], &str); 5] = [
+        (&["abc"], "invalid port 'abc'"),
+        (&["65536"], "invalid port '65536'"),
+        (&["8001", "-5"], "invalid port '-5'"),
+        (&["--verbose"], "unknown option '--verbose'"),
+        (&["--host"], "--host needs a value"),
+    ];
+    for (args, message) in cases {
+        Command::new(bin)
+            .args(args)
+            .timeout(Duration::from_secs(10))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message))
+            .stdout(predicate::str::contains("Server listening").not());
+    }
+}
+
+/// A port that cannot be bound: an ERROR naming host:port and the OS error, exit status 1, and
+/// nothing left listening (the listener created before it is gone too).
+pub fn port_in_use_exits_1_naming_host_port_and_os_error(bin: &Path) {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port to occupy");
+    let port = taken.local_addr().unwrap().port();
+    let output = Command::new(bin)
+        .args(["--host", "127.0.0.1", "0", &port.to_string()])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!("failed to bind() to 127.0.0.1:{port}: Address already in use")))
+        .get_output()
+        .stdout
+        .clone();
+    // The first listener (port 0) had started: after the exit, its port must be free again.
+    let first = String::from_utf8_lossy(&output)
+        .lines()
+        .find_map(|l| l.split_once("Server listening on port ").and_then(|(_, p)| p.trim().parse::<u16>().ok()));
+    if let Some(first) = first {
+        assert!(
+            TcpStream::connect(("127.0.0.1", first)).is_err(),
+            "port {first} still accepts connections after the server exited"
+        );
+    }
+}
+
+/// An unknown host: an ERROR naming the host, exit status 1.
+pub fn unknown_host_exits_1_naming_the_host(bin: &Path) {
+    Command::new(bin)
+        .args(["--host", "no-such-host.invalid", "0"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("'no-such-host.invalid'"));
+}
+
+/// Without port arguments the server listens on the course's default ports, in order, and serves
+/// each. Holds [`DefaultPortsLock`] so no other test uses those ports meanwhile.
+pub fn default_ports_are_listened_on_and_served(bin: &Path, default_ports: &[u16]) {
+    let _lock = DefaultPortsLock::acquire();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["--host", "127.0.0.1"]);
+    let server = Server::spawn(cmd, default_ports.len()).unwrap_or_else(|f| {
+        panic!(
+            "\n{}",
+            f.hint(format!("is another server already running on ports {default_ports:?}? stop it and retry"))
+        )
+    });
+    assert_eq!(server.ports(), default_ports, "the default ports, in the order the course creates them");
+    crate::run(&server, one_client_on_each_port_gets_its_reversal);
+}

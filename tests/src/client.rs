@@ -1,0 +1,190 @@
+//! A TCP client for checks: every read has a timeout, replies are read whole.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::{Failure, REPLY_TIMEOUT, Server, escape, expected_reply};
+
+/// A client of the server under test, named for failure messages ("client 2 on port 8002").
+pub struct Client {
+    stream: TcpStream,
+    label: String,
+    port: u16,
+}
+
+impl Client {
+    /// Connects to `127.0.0.1:port`.
+    pub fn connect(server: &Server, port: u16, label: impl Into<String>) -> Result<Client, Failure> {
+        let label = format!("{} on port {port}", label.into());
+        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| {
+            Failure::new(format!("{label} could not connect: {e}"))
+                .hint("is the server still running and listening on this port?")
+                .log_of(server)
+        })?;
+        stream.set_nodelay(true).ok();
+        Ok(Client { stream, label, port })
+    }
+
+    /// The client's name, with its port.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The port it is connected to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The socket, for checks that need to do something unusual with it.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Sends all of `bytes`.
+    pub fn send(&mut self, server: &Server, bytes: &[u8]) -> Result<(), Failure> {
+        self.stream.write_all(bytes).map_err(|e| {
+            Failure::new(format!("{} could not send: {e}", self.label))
+                .detail("sending", escape(bytes))
+                .hint("did the server close this connection? look for an ERROR line below")
+                .log_of(server)
+        })
+    }
+
+    /// Reads until `n` bytes arrived, the peer closed, or `timeout` passed; returns what came.
+    pub fn read_up_to(&mut self, n: usize, timeout: Duration) -> (Vec<u8>, ReadEnd) {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::with_capacity(n);
+        let mut buf = vec![0u8; n.clamp(1, 256 * 1024)];
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (got, ReadEnd::TimedOut);
+            }
+            self.stream.set_read_timeout(Some(left)).expect("a non-zero timeout is valid");
+            let want = (n - got.len()).min(buf.len());
+            match self.stream.read(&mut buf[..want]) {
+                Ok(0) => return (got, ReadEnd::Closed),
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return (got, ReadEnd::TimedOut);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return (got, ReadEnd::Error(e.to_string())),
+            }
+        }
+        (got, ReadEnd::Complete)
+    }
+
+    /// Reads a reply of `expected.len()` bytes and compares it with `expected`.
+    pub fn expect(&mut self, server: &Server, sent: &[u8], expected: &[u8]) -> Result<(), Failure> {
+        let (received, end) = self.read_up_to(expected.len(), REPLY_TIMEOUT);
+        if received == expected {
+            return Ok(());
+        }
+        let (what, hint) = match &end {
+            ReadEnd::Complete => (
+                "got a wrong reply",
+                "the reply must be the message reversed byte for byte, with a trailing \\n kept last; \
+                 is the reply going to the right connection?",
+            ),
+            ReadEnd::TimedOut if received.is_empty() => (
+                "got no reply",
+                "did the server recv() this message (is there a [CLIENT MESSAGE] line below)? \
+                 does the loop dispatch this connection's events?",
+            ),
+            ReadEnd::TimedOut => ("got only part of the reply", "does the server send() until every byte is written?"),
+            ReadEnd::Closed => ("saw the server close the connection", "look for an ERROR line below"),
+            ReadEnd::Error(_) => ("hit a socket error", "look for an ERROR line below"),
+        };
+        Err(Failure::new(format!("{} {what}", self.label))
+            .detail("sent", escape(sent))
+            .detail("expected", escape(expected))
+            .detail("received", format!("{} {}", escape(&received), end.describe()))
+            .hint(hint)
+            .log_of(server))
+    }
+
+    /// Sends `message` and checks that its reversal comes back.
+    pub fn round_trip(&mut self, server: &Server, message: &[u8]) -> Result<(), Failure> {
+        self.send(server, message)?;
+        self.expect(server, message, &expected_reply(message))
+    }
+
+    /// Expects no bytes at all during `wait`.
+    pub fn expect_silence(&mut self, server: &Server, sent: &[u8], wait: Duration, why: &str) -> Result<(), Failure> {
+        let (received, end) = self.read_up_to(1, wait);
+        if received.is_empty() && matches!(end, ReadEnd::TimedOut) {
+            return Ok(());
+        }
+        Err(Failure::new(format!("{} got an answer it should not have yet", self.label))
+            .detail("sent", escape(sent))
+            .detail("expected", format!("nothing for {wait:?}"))
+            .detail("received", format!("{} {}", escape(&received), end.describe()))
+            .hint(why.to_string())
+            .log_of(server))
+    }
+
+    /// Expects the server to close the connection (end-of-file) within `timeout`.
+    pub fn expect_eof(&mut self, server: &Server, timeout: Duration) -> Result<(), Failure> {
+        let (received, end) = self.read_up_to(1, timeout);
+        match end {
+            ReadEnd::Closed if received.is_empty() => Ok(()),
+            // A reset also means the server closed the connection.
+            ReadEnd::Error(ref e) if e.contains("reset") && received.is_empty() => Ok(()),
+            _ => Err(Failure::new(format!("{} did not see the server close the connection", self.label))
+                .detail("expected", "end-of-file")
+                .detail("received", format!("{} {}", escape(&received), end.describe()))
+                .hint("does shutting down destroy every connection (and so close its socket)?")
+                .log_of(server)),
+        }
+    }
+
+    /// Closes the connection cleanly (FIN), as a client that quits does.
+    pub fn close(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Closes the connection with a reset (RST) instead of a FIN: `SO_LINGER` with a zero
+    /// timeout makes close() discard unsent data and abort.
+    pub fn reset(self) {
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: the option value points to a live `linger` and its exact size is passed; the fd
+        // belongs to `self.stream`, which is open until it is dropped below.
+        let ret = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&self.stream),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(ret, 0, "setsockopt(SO_LINGER) failed: {}", std::io::Error::last_os_error());
+        drop(self.stream);
+    }
+}
+
+/// How a read ended.
+#[derive(Debug)]
+pub enum ReadEnd {
+    /// All the bytes asked for arrived.
+    Complete,
+    /// The timeout passed first.
+    TimedOut,
+    /// The server closed the connection (end-of-file).
+    Closed,
+    /// The socket reported an error.
+    Error(String),
+}
+
+impl ReadEnd {
+    fn describe(&self) -> String {
+        match self {
+            ReadEnd::Complete => String::new(),
+            ReadEnd::TimedOut => "(then nothing more before the timeout)".into(),
+            ReadEnd::Closed => "(then the server closed the connection)".into(),
+            ReadEnd::Error(e) => format!("(then the socket failed: {e})"),
+        }
+    }
+}
