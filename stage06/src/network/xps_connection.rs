@@ -96,7 +96,7 @@ pub fn xps_connection_read_handler(connection: Rc<XpsConnection>) {
             }
             Ok(n) => n,
             Err(e) => {
-                error!(target: "xps_connection_read_handler()", "recv() failed: {e}");
+                error!(target: "xps_connection_read_handler()", "recv() failed (client {}): {e}", connection.remote_ip);
                 xps_connection_destroy(connection);
                 return;
             }
@@ -113,7 +113,7 @@ pub fn xps_connection_read_handler(connection: Rc<XpsConnection>) {
             match sys::send(connection.sock_fd.as_fd(), &message[bytes_written..]) {
                 Ok(write_n) => bytes_written += write_n,
                 Err(e) => {
-                    error!(target: "xps_connection_read_handler()", "send() failed: {e}");
+                    error!(target: "xps_connection_read_handler()", "send() failed (client {}): {e}", connection.remote_ip);
                     xps_connection_destroy(connection);
                     return;
                 }

@@ -106,7 +106,7 @@ pub fn xps_listener_connection_handler(listener: &Rc<XpsListener>) {
     let conn_sock_fd = match sys::accept(listener.sock_fd.as_fd()) {
         Ok(fd) => fd,
         Err(e) => {
-            error!(target: "xps_listener_connection_handler()", "accept() failed: {e}");
+            error!(target: "xps_listener_connection_handler()", "accept() failed on {}:{}: {e}", listener.host, listener.port);
             return;
         }
     };

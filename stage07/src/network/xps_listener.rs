@@ -1,0 +1,139 @@
+//! The `xps_listener` module (`network/xps_listener.c`): a listening socket bound to one host
+//! and port. It accepts clients and creates an `xps_connection` for each.
+
+use std::ffi::c_void;
+use std::os::fd::{AsFd, OwnedFd};
+use std::rc::{Rc, Weak};
+
+use log::{debug, error, info};
+use shared::sys;
+use shared::xps_utils::xps_getaddrinfo;
+
+use crate::core::xps_core::xps_core_take;
+use crate::core::xps_loop::{xps_loop_attach, xps_loop_detach};
+use crate::network::xps_connection::xps_connection_create;
+use crate::xps::{DEFAULT_BACKLOG, XpsCore};
+
+/// `struct xps_listener_s`.
+pub struct XpsListener {
+    /// The core the listener belongs to (the page's `xps_core_t *core`). `Weak`: the core owns
+    /// the listener, not the other way round.
+    pub core: Weak<XpsCore>,
+    /// The address it is bound to, as given (`const char *host`).
+    pub host: String,
+    /// The port it listens on; the one the OS picked when asked for port 0.
+    pub port: u16,
+    /// The listening socket. `OwnedFd` closes it when the listener is freed.
+    pub sock_fd: OwnedFd,
+}
+
+/// `xps_listener_create()`: creates a non-blocking listening socket on `host:port`, attaches it
+/// to the core's loop with `listener_connection_handler` as its read callback, and adds it to
+/// `core.listeners`. `None` (the C's NULL) on error, after
+/// logging it and undoing what was done: the socket closes when `sock_fd` is dropped.
+pub fn xps_listener_create(core: &Rc<XpsCore>, host: &str, port: u16) -> Option<Rc<XpsListener>> {
+    // Create socket instance
+    let sock_fd = sys::socket_nonblocking()
+        .inspect_err(|e| error!(target: "xps_listener_create()", "socket() failed: {e}"))
+        .ok()?;
+
+    // Make address reusable
+    sys::set_reuseaddr(sock_fd.as_fd())
+        .inspect_err(|e| error!(target: "xps_listener_create()", "setsockopt() failed: {e}"))
+        .ok()?;
+
+    // Setup listener address
+    let addr = xps_getaddrinfo(host, port)
+        .inspect_err(|e| error!(target: "xps_listener_create()", "xps_getaddrinfo() failed: {e}"))
+        .ok()?;
+
+    // Binding to port
+    sys::bind(sock_fd.as_fd(), addr)
+        .inspect_err(|e| error!(target: "xps_listener_create()", "failed to bind() to {host}:{port}: {e}"))
+        .ok()?;
+
+    // Listening on port
+    sys::listen(sock_fd.as_fd(), DEFAULT_BACKLOG)
+        .inspect_err(|e| error!(target: "xps_listener_create()", "listen() failed: {e}"))
+        .ok()?;
+
+    // Port 0 asks the OS for a free port: read back the one it picked. (Not in the course,
+    // which always names its ports; the tests use it to run side by side.)
+    let port = sys::local_addr(sock_fd.as_fd())
+        .inspect_err(|e| error!(target: "xps_listener_create()", "getsockname() failed: {e}"))
+        .ok()?
+        .port();
+
+    // Create & allocate memory for a listener instance, and init values
+    let listener = Rc::new(XpsListener { core: Rc::downgrade(core), host: host.to_string(), port, sock_fd });
+
+    // Attach listener to loop: the loop will call listener_connection_handler(ptr) with a
+    // pointer to this listener. It stays valid while attached: core.listeners keeps the
+    // listener alive until xps_listener_destroy(), which detaches first.
+    let ptr = Rc::as_ptr(&listener).cast_mut().cast::<c_void>();
+    let flags = sys::EPOLLIN as u32;
+    xps_loop_attach(&core.loop_, listener.sock_fd.as_fd(), flags, ptr, listener_connection_handler).ok()?;
+
+    // Add listener to core's listeners list
+    core.listeners.borrow_mut().push(Some(Rc::clone(&listener)));
+
+    debug!(target: "xps_listener_create()", "created listener on port {port}");
+    Some(listener)
+}
+
+/// `xps_listener_destroy()`: detaches the listener from the loop, sets its entry in
+/// `core.listeners` to `None`, closes its socket and frees it.
+///
+/// It takes the listener by value: after destroy, the compiler rejects any further use of it,
+/// where C would compile a use-after-free.
+pub fn xps_listener_destroy(listener: Rc<XpsListener>) {
+    if let Some(core) = listener.core.upgrade() {
+        // Detach listener from loop (an error is logged; destroying goes on regardless)
+        let _ = xps_loop_detach(&core.loop_, listener.sock_fd.as_fd());
+
+        // Set listener to None in core's 'listeners' list
+        drop(xps_core_take(&core.listeners, &core.n_null_listeners, &listener));
+    }
+
+    debug!(target: "xps_listener_destroy()", "destroyed listener on port {}", listener.port);
+
+    // Close socket & free listener instance: dropping the last handle closes `sock_fd` and
+    // frees the memory, as the C's close() and free() do.
+    drop(listener);
+}
+
+/// `listener_connection_handler()`: the listener's read callback (stage 6's
+/// `xps_listener_connection_handler`, now called by the loop through a pointer). Accepts one
+/// waiting client and creates its connection.
+fn listener_connection_handler(ptr: *mut c_void) {
+    assert!(!ptr.is_null());
+    let ptr = ptr.cast::<XpsListener>().cast_const();
+    // SAFETY: the loop calls this only while the listener's event is attached, and `ptr` is the
+    // `Rc::as_ptr` that xps_listener_create() attached. core.listeners holds that `Rc` until
+    // xps_listener_destroy(), which detaches before it lets go. So `ptr` points to a live
+    // listener inside an `Rc`, and taking one more strong reference to it is sound; that
+    // reference keeps the listener alive for this call whatever the call destroys.
+    let listener = unsafe {
+        Rc::increment_strong_count(ptr);
+        Rc::from_raw(ptr)
+    };
+    let Some(core) = listener.core.upgrade() else { return };
+
+    // Accepting connection
+    let conn_sock_fd = match sys::accept(listener.sock_fd.as_fd()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            error!(target: "listener_connection_handler()", "accept() failed on {}:{}: {e}", listener.host, listener.port);
+            return;
+        }
+    };
+
+    // Creating connection instance (on failure, `conn_sock_fd` was dropped, i.e. closed)
+    let Some(client) = xps_connection_create(&core, conn_sock_fd) else {
+        error!(target: "listener_connection_handler()", "xps_connection_create() failed");
+        return;
+    };
+    let _ = client.listener.set(Rc::downgrade(&listener));
+
+    info!(target: "listener_connection_handler()", "new connection");
+}
