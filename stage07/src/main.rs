@@ -52,7 +52,7 @@ use crate::core::xps_loop::{LoopWaker, xps_loop_waker};
 const DEFAULT_PORTS: [u16; 4] = [8001, 8002, 8003, 8004];
 
 /// How long Ctrl+C waits for a graceful shutdown before forcing the exit.
-const FORCE_EXIT_AFTER: Duration = Duration::from_millis(1500);
+const FORCE_EXIT_AFTER: Duration = Duration::from_secs(1);
 
 fn main() {
     xps_logger::init();

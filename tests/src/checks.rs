@@ -226,12 +226,13 @@ pub fn experiment_1_blocking_send_stalls_everyone_until_the_sender_quits(server:
     //    stopped reading, because it is itself blocked sending replies nobody reads.
     let sender = Client::connect(server, sender_port, "sender (never reads)")?;
     let sent = fill_until_blocked(sender.stream()).map_err(|why| {
-        Failure::new(format!("{} never got stuck", sender.label()))
-            .detail("observed", why)
-            .hint(
-                "stage 7 uses blocking connection sockets, so send() to a client that does not read blocks the server",
-            )
-            .log_of(server)
+        Failure::new(format!(
+            "{} never got stuck (Experiment #1: stage 7 blocks here; stage 8 fixes it)",
+            sender.label()
+        ))
+        .detail("observed", why)
+        .hint("stage 7 uses blocking connection sockets, so send() to a client that does not read blocks the server")
+        .log_of(server)
     })?;
 
     // 2. A second client is not served while the server is blocked.
@@ -242,7 +243,8 @@ pub fn experiment_1_blocking_send_stalls_everyone_until_the_sender_quits(server:
             server,
             b"hello\n",
             Duration::from_secs(1),
-            "while the server is blocked in send() to the sender, nobody else should be served (Experiment #1)",
+            "while the server is blocked in send() to the sender, nobody else should be served \
+             (Experiment #1: the documented stage 7 behaviour, which stage 8 fixes with non-blocking sockets)",
         )
         .map_err(|f| f.detail("sender sent", format!("{sent} bytes before its send() blocked")))?;
 
@@ -253,9 +255,10 @@ pub fn experiment_1_blocking_send_stalls_everyone_until_the_sender_quits(server:
     })
 }
 
-/// Writes to a non-blocking `stream` until writes have failed with `WouldBlock` for half a
-/// second in a row. Returns how many bytes went out, or why it gave up.
-fn fill_until_blocked(stream: &TcpStream) -> Result<usize, String> {
+/// Writes to `stream` (made non-blocking) until writes have failed with `WouldBlock` for half a
+/// second in a row: the server stopped reading. Returns how many bytes went out, or why it gave
+/// up (more than 1 GiB or 30 s without blocking).
+pub fn fill_until_blocked(stream: &TcpStream) -> Result<usize, String> {
     const LIMIT: usize = 1 << 30;
     stream.set_nonblocking(true).map_err(|e| format!("set_nonblocking failed: {e}"))?;
     let chunk: Vec<u8> = (0..64 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
