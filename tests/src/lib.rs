@@ -15,6 +15,7 @@
 
 pub mod checks;
 mod client;
+pub mod hardening;
 mod server;
 
 use std::fmt;
