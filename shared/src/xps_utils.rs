@@ -8,11 +8,13 @@
 //! | the reversal loop in the read handler | [`reverse_message`]         |
 //! | `printf("[CLIENT MESSAGE] %s", buff)` | [`print_client_message`]    |
 
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString, OsString};
 use std::io::{self, IoSlice, Write};
 use std::mem::zeroed;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use crate::sys;
 
@@ -124,6 +126,71 @@ fn write_all_vectored(out: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> io:
         }
     }
     Ok(())
+}
+
+/// A spare file descriptor a listener keeps so that it can still turn clients away when the
+/// process runs out of descriptors. Not in the course (see [`FdReserve::on_accept_error`]).
+///
+/// When `accept()` fails with `EMFILE` (this process has as many fds open as its limit allows)
+/// or `ENFILE` (the whole system is full), the waiting client stays in the listening socket's
+/// queue, so the socket stays readable and epoll reports it again at once: the course's C loop
+/// spins at 100% CPU, logging an error each time, until a descriptor frees up. The reserve
+/// breaks that loop the way libuv does: close the spare fd, `accept()` the waiting client into
+/// the freed slot, close it at once (the client sees its connection closed), and open the
+/// spare again. Every client already connected is served as before, and as soon as any
+/// descriptor frees up, `accept()` succeeds again.
+pub struct FdReserve {
+    spare: RefCell<Option<OwnedFd>>,
+    last_logged: Cell<Option<Instant>>,
+}
+
+/// How often the out-of-descriptors error is logged at most.
+pub const FD_RESERVE_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+impl FdReserve {
+    /// Opens the spare descriptor (`/dev/null`).
+    pub fn new() -> io::Result<FdReserve> {
+        Ok(FdReserve { spare: RefCell::new(Some(open_spare()?)), last_logged: Cell::new(None) })
+    }
+
+    /// Call when `accept()` on `listen_fd` failed with `error`. Returns the text to log, or
+    /// `None` when nothing should be logged:
+    ///
+    /// - `EAGAIN`/`EWOULDBLOCK`: no client was waiting after all (it left); nothing to log.
+    /// - `EMFILE`/`ENFILE`: one waiting client is accepted into the spare slot and closed, so
+    ///   the listening socket does not stay readable for ever; logged at most once per
+    ///   [`FD_RESERVE_LOG_INTERVAL`].
+    /// - anything else: logged every time.
+    pub fn on_accept_error(&self, listen_fd: BorrowedFd<'_>, error: &io::Error) -> Option<String> {
+        if error.kind() == io::ErrorKind::WouldBlock {
+            return None;
+        }
+        if !matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+            return Some(error.to_string());
+        }
+        // Free the spare slot, take the waiting client into it, and close it at once.
+        self.spare.borrow_mut().take();
+        let shed = sys::accept(listen_fd).map(drop).is_ok();
+        let reopened = open_spare().map(|fd| *self.spare.borrow_mut() = Some(fd)).is_ok();
+
+        let now = Instant::now();
+        if self.last_logged.get().is_some_and(|last| now.duration_since(last) < FD_RESERVE_LOG_INTERVAL) {
+            return None;
+        }
+        self.last_logged.set(Some(now));
+        Some(format!(
+            "{error}; {} (this message is shown at most once a second)",
+            match (shed, reopened) {
+                (true, true) => "closed a waiting client to make room; serving the clients already connected",
+                (true, false) => "closed a waiting client; the spare descriptor could not be reopened yet",
+                (false, _) => "could not even accept into the spare descriptor",
+            }
+        ))
+    }
+}
+
+fn open_spare() -> io::Result<OwnedFd> {
+    Ok(std::fs::File::open("/dev/null")?.into())
 }
 
 /// What a stage was asked to do on its command line.
@@ -284,6 +351,39 @@ mod tests {
         assert_eq!(xps_getaddrinfo("localhost", 8001).unwrap(), "127.0.0.1:8001".parse().unwrap());
         let err = xps_getaddrinfo("no-such-host.invalid", 80).unwrap_err();
         assert!(err.to_string().contains("'no-such-host.invalid'"), "{err}");
+    }
+
+    #[test]
+    fn fd_reserve_sheds_a_waiting_client_when_out_of_descriptors() {
+        use std::os::fd::AsFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let reserve = FdReserve::new().unwrap();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+
+        // Nothing waiting: the spare is used and reopened, the error is logged once.
+        let first = reserve.on_accept_error(listener.as_fd(), &emfile).expect("the first EMFILE is logged");
+        assert!(first.contains("Too many open files"), "{first}");
+        assert!(reserve.spare.borrow().is_some(), "the spare descriptor is reopened");
+
+        // A waiting client is accepted into the spare slot and closed; not logged again so soon.
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(reserve.on_accept_error(listener.as_fd(), &emfile), None);
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            std::io::Read::read(&mut client, &mut byte).unwrap(),
+            0,
+            "the shed client sees its connection closed"
+        );
+        assert!(matches!(listener.accept(), Err(e) if e.kind() == io::ErrorKind::WouldBlock), "nobody is left waiting");
+
+        // Other errors are always logged; a would-block is not an error.
+        let other = io::Error::from_raw_os_error(libc::ECONNABORTED);
+        assert!(reserve.on_accept_error(listener.as_fd(), &other).is_some());
+        let would_block = io::Error::from(io::ErrorKind::WouldBlock);
+        assert_eq!(reserve.on_accept_error(listener.as_fd(), &would_block), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use log::{debug, error, info};
 use shared::sys;
-use shared::xps_utils::xps_getaddrinfo;
+use shared::xps_utils::{FdReserve, xps_getaddrinfo};
 
 use crate::network::xps_connection::xps_connection_create;
 use crate::xps::{DEFAULT_BACKLOG, LISTENERS, N_NULL_LISTENERS, xps_loop_attach, xps_loop_detach};
@@ -21,6 +21,9 @@ pub struct XpsListener {
     pub port: u16,
     /// The listening socket. `OwnedFd` closes it when the listener is freed.
     pub sock_fd: OwnedFd,
+    /// A spare descriptor, so the listener can turn a client away instead of spinning when the
+    /// process is out of descriptors (not in the course; see `FdReserve`).
+    pub fd_reserve: FdReserve,
 }
 
 /// `xps_listener_create()`: creates a non-blocking listening socket on `host:port`, attaches it
@@ -59,8 +62,13 @@ pub fn xps_listener_create(epoll_fd: &Rc<OwnedFd>, host: &str, port: u16) -> Opt
         .ok()?
         .port();
 
+    let fd_reserve = FdReserve::new()
+        .inspect_err(|e| error!(target: "xps_listener_create()", "open() of the spare descriptor failed: {e}"))
+        .ok()?;
+
     // Create & allocate memory for a listener instance, and init values
-    let listener = Rc::new(XpsListener { epoll_fd: Rc::clone(epoll_fd), host: host.to_string(), port, sock_fd });
+    let listener =
+        Rc::new(XpsListener { epoll_fd: Rc::clone(epoll_fd), host: host.to_string(), port, sock_fd, fd_reserve });
 
     // Attach listener to loop
     xps_loop_attach(epoll_fd.as_fd(), listener.sock_fd.as_fd(), sys::EPOLLIN as u32).ok()?;
@@ -106,7 +114,10 @@ pub fn xps_listener_connection_handler(listener: &Rc<XpsListener>) {
     let conn_sock_fd = match sys::accept(listener.sock_fd.as_fd()) {
         Ok(fd) => fd,
         Err(e) => {
-            error!(target: "xps_listener_connection_handler()", "accept() failed on {}:{}: {e}", listener.host, listener.port);
+            // Out of descriptors, the course's C spins here: FdReserve turns the client away.
+            if let Some(reason) = listener.fd_reserve.on_accept_error(listener.sock_fd.as_fd(), &e) {
+                error!(target: "xps_listener_connection_handler()", "accept() failed on {}:{}: {reason}", listener.host, listener.port);
+            }
             return;
         }
     };

@@ -7,7 +7,7 @@ use std::rc::{Rc, Weak};
 
 use log::{debug, error, info};
 use shared::sys;
-use shared::xps_utils::xps_getaddrinfo;
+use shared::xps_utils::{FdReserve, xps_getaddrinfo};
 
 use crate::core::xps_core::xps_core_take;
 use crate::core::xps_loop::{xps_loop_attach, xps_loop_detach};
@@ -25,6 +25,9 @@ pub struct XpsListener {
     pub port: u16,
     /// The listening socket. `OwnedFd` closes it when the listener is freed.
     pub sock_fd: OwnedFd,
+    /// A spare descriptor, so the listener can turn a client away instead of spinning when the
+    /// process is out of descriptors (not in the course; see `FdReserve`).
+    pub fd_reserve: FdReserve,
 }
 
 /// `xps_listener_create()`: creates a non-blocking listening socket on `host:port`, attaches it
@@ -64,8 +67,13 @@ pub fn xps_listener_create(core: &Rc<XpsCore>, host: &str, port: u16) -> Option<
         .ok()?
         .port();
 
+    let fd_reserve = FdReserve::new()
+        .inspect_err(|e| error!(target: "xps_listener_create()", "open() of the spare descriptor failed: {e}"))
+        .ok()?;
+
     // Create & allocate memory for a listener instance, and init values
-    let listener = Rc::new(XpsListener { core: Rc::downgrade(core), host: host.to_string(), port, sock_fd });
+    let listener =
+        Rc::new(XpsListener { core: Rc::downgrade(core), host: host.to_string(), port, sock_fd, fd_reserve });
 
     // Attach listener to loop: the loop will call listener_connection_handler(ptr) with a
     // pointer to this listener. It stays valid while attached: core.listeners keeps the
@@ -123,7 +131,10 @@ fn listener_connection_handler(ptr: *mut c_void) {
     let conn_sock_fd = match sys::accept(listener.sock_fd.as_fd()) {
         Ok(fd) => fd,
         Err(e) => {
-            error!(target: "listener_connection_handler()", "accept() failed on {}:{}: {e}", listener.host, listener.port);
+            // Out of descriptors, the course's C spins here: FdReserve turns the client away.
+            if let Some(reason) = listener.fd_reserve.on_accept_error(listener.sock_fd.as_fd(), &e) {
+                error!(target: "listener_connection_handler()", "accept() failed on {}:{}: {reason}", listener.host, listener.port);
+            }
             return;
         }
     };
