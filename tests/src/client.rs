@@ -100,7 +100,7 @@ impl Client {
         Err(Failure::new(format!("{} {what}", self.label))
             .detail("sent", escape(sent))
             .detail("expected", escape(expected))
-            .detail("received", format!("{} {}", escape(&received), end.describe()))
+            .detail("received", format!("{}{}", escape(&received), end.describe()))
             .hint(hint)
             .log_of(server))
     }
@@ -120,7 +120,7 @@ impl Client {
         Err(Failure::new(format!("{} got an answer it should not have yet", self.label))
             .detail("sent", escape(sent))
             .detail("expected", format!("nothing for {wait:?}"))
-            .detail("received", format!("{} {}", escape(&received), end.describe()))
+            .detail("received", format!("{}{}", escape(&received), end.describe()))
             .hint(why.to_string())
             .log_of(server))
     }
@@ -134,7 +134,7 @@ impl Client {
             ReadEnd::Error(ref e) if e.contains("reset") && received.is_empty() => Ok(()),
             _ => Err(Failure::new(format!("{} did not see the server close the connection", self.label))
                 .detail("expected", "end-of-file")
-                .detail("received", format!("{} {}", escape(&received), end.describe()))
+                .detail("received", format!("{}{}", escape(&received), end.describe()))
                 .hint("does shutting down destroy every connection (and so close its socket)?")
                 .log_of(server)),
         }
@@ -179,12 +179,13 @@ pub enum ReadEnd {
 }
 
 impl ReadEnd {
+    /// How the read ended, to append to the bytes received (empty when it completed).
     fn describe(&self) -> String {
         match self {
             ReadEnd::Complete => String::new(),
-            ReadEnd::TimedOut => "(then nothing more before the timeout)".into(),
-            ReadEnd::Closed => "(then the server closed the connection)".into(),
-            ReadEnd::Error(e) => format!("(then the socket failed: {e})"),
+            ReadEnd::TimedOut => " (then nothing more before the timeout)".into(),
+            ReadEnd::Closed => " (then the server closed the connection)".into(),
+            ReadEnd::Error(e) => format!(" (then the socket failed: {e})"),
         }
     }
 }
