@@ -56,7 +56,8 @@ fn ctrl_c_with_clients_connected_exits_0_closes_every_client_and_frees_the_ports
 fn ctrl_c_while_blocked_in_send_forces_the_exit_within_2_seconds() {
     let mut server = start_debug(&[0, 0]);
     let sender = Client::connect(&server, server.ports()[0], "sender (never reads)").unwrap();
-    checks::fill_until_blocked(sender.stream()).unwrap_or_else(|why| panic!("the server never blocked: {why}"));
+    checks::fill_until_blocked(sender.stream(), &server)
+        .unwrap_or_else(|why| panic!("the server never blocked: {why}"));
 
     let sent = Instant::now();
     server.sigint();

@@ -225,7 +225,7 @@ pub fn experiment_1_blocking_send_stalls_everyone_until_the_sender_quits(server:
     // 1. A sender that never reads streams data until its own send() would block: the server
     //    stopped reading, because it is itself blocked sending replies nobody reads.
     let sender = Client::connect(server, sender_port, "sender (never reads)")?;
-    let sent = fill_until_blocked(sender.stream()).map_err(|why| {
+    let sent = fill_until_blocked(sender.stream(), server).map_err(|why| {
         Failure::new(format!(
             "{} never got stuck (Experiment #1: stage 7 blocks here; stage 8 fixes it)",
             sender.label()
@@ -255,10 +255,12 @@ pub fn experiment_1_blocking_send_stalls_everyone_until_the_sender_quits(server:
     })
 }
 
-/// Writes to `stream` (made non-blocking) until writes have failed with `WouldBlock` for half a
-/// second in a row: the server stopped reading. Returns how many bytes went out, or why it gave
-/// up (more than 1 GiB or 30 s without blocking).
-pub fn fill_until_blocked(stream: &TcpStream) -> Result<usize, String> {
+/// Writes to `stream` (made non-blocking) until the server is stuck: writes have failed with
+/// `WouldBlock` for half a second in a row, and, where Linux tells (`/proc/<pid>/wchan`), the
+/// server process sleeps in the kernel's wait for send-buffer space (`wait_woken`) rather than
+/// in `epoll_wait()` or on a full stdout pipe. Returns how many bytes went out, or why it gave
+/// up (more than 1 GiB or 30 s without getting stuck).
+pub fn fill_until_blocked(stream: &TcpStream, server: &Server) -> Result<usize, String> {
     const LIMIT: usize = 1 << 30;
     stream.set_nonblocking(true).map_err(|e| format!("set_nonblocking failed: {e}"))?;
     let chunk: Vec<u8> = (0..64 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
@@ -273,7 +275,8 @@ pub fn fill_until_blocked(stream: &TcpStream) -> Result<usize, String> {
                 blocked_since = None;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                if blocked_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(500) {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(500) && server_waits_in_send(server) {
                     return Ok(total);
                 }
                 thread::sleep(Duration::from_millis(10));
@@ -284,6 +287,19 @@ pub fn fill_until_blocked(stream: &TcpStream) -> Result<usize, String> {
             return Err(format!("{total} bytes went out in {:?} and the server kept reading", started.elapsed()));
         }
     }
+}
+
+/// Whether a thread of the server sleeps in a blocking `send()`, as far as
+/// `/proc/<pid>/task/*/wchan` (the kernel function each thread waits in) tells; `true` when the
+/// kernel does not say.
+fn server_waits_in_send(server: &Server) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", server.pid())) else { return true };
+    let wchans: Vec<String> = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("wchan")).ok())
+        .filter(|wchan| !wchan.is_empty() && wchan != "0")
+        .collect();
+    wchans.is_empty() || wchans.iter().any(|wchan| matches!(wchan.trim(), "wait_woken" | "sk_stream_wait_memory"))
 }
 
 /// `-h`/`--help` prints the usage on stdout and exits 0.
