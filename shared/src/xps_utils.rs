@@ -8,12 +8,13 @@
 //! | the reversal loop in the read handler | [`reverse_message`]         |
 //! | `printf("[CLIENT MESSAGE] %s", buff)` | [`print_client_message`]    |
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ffi::{CStr, CString, OsString};
 use std::io::{self, IoSlice, Write};
 use std::mem::zeroed;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::sys;
@@ -141,8 +142,11 @@ fn write_all_vectored(out: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> io:
 /// descriptor frees up, `accept()` succeeds again.
 pub struct FdReserve {
     spare: RefCell<Option<OwnedFd>>,
-    last_logged: Cell<Option<Instant>>,
 }
+
+/// When the out-of-descriptors error was last logged. One for the whole process, like the
+/// descriptor limit itself: a server with four listeners still logs it at most once a second.
+static FD_RESERVE_LAST_LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// How often the out-of-descriptors error is logged at most.
 pub const FD_RESERVE_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -150,7 +154,7 @@ pub const FD_RESERVE_LOG_INTERVAL: Duration = Duration::from_secs(1);
 impl FdReserve {
     /// Opens the spare descriptor (`/dev/null`).
     pub fn new() -> io::Result<FdReserve> {
-        Ok(FdReserve { spare: RefCell::new(Some(open_spare()?)), last_logged: Cell::new(None) })
+        Ok(FdReserve { spare: RefCell::new(Some(open_spare()?)) })
     }
 
     /// Call when `accept()` on `listen_fd` failed with `error`. Returns the text to log, or
@@ -159,7 +163,7 @@ impl FdReserve {
     /// - `EAGAIN`/`EWOULDBLOCK`: no client was waiting after all (it left); nothing to log.
     /// - `EMFILE`/`ENFILE`: one waiting client is accepted into the spare slot and closed, so
     ///   the listening socket does not stay readable for ever; logged at most once per
-    ///   [`FD_RESERVE_LOG_INTERVAL`].
+    ///   [`FD_RESERVE_LOG_INTERVAL`] in the whole process.
     /// - anything else: logged every time.
     pub fn on_accept_error(&self, listen_fd: BorrowedFd<'_>, error: &io::Error) -> Option<String> {
         if error.kind() == io::ErrorKind::WouldBlock {
@@ -174,10 +178,11 @@ impl FdReserve {
         let reopened = open_spare().map(|fd| *self.spare.borrow_mut() = Some(fd)).is_ok();
 
         let now = Instant::now();
-        if self.last_logged.get().is_some_and(|last| now.duration_since(last) < FD_RESERVE_LOG_INTERVAL) {
+        let mut last_logged = FD_RESERVE_LAST_LOGGED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last_logged.is_some_and(|last| now.duration_since(last) < FD_RESERVE_LOG_INTERVAL) {
             return None;
         }
-        self.last_logged.set(Some(now));
+        *last_logged = Some(now);
         Some(format!(
             "{error}; {} (this message is shown at most once a second)",
             match (shed, reopened) {
