@@ -328,7 +328,11 @@ fn read_output(mut stream: File, output: &(Mutex<Output>, Condvar)) {
 pub struct DefaultPortsLock(#[allow(dead_code, reason = "held for its Drop: closing the file releases the lock")] File);
 
 impl DefaultPortsLock {
-    /// Blocks until no other test holds the default ports.
+    /// How long to wait for another test or script that uses the default ports.
+    const WAIT: Duration = Duration::from_secs(180);
+
+    /// Waits until no other test (or `scripts/check-build.sh`, `scripts/experiment1.sh`) holds
+    /// the default ports, then holds them; panics with a clear message after three minutes.
     pub fn acquire() -> DefaultPortsLock {
         use std::os::fd::AsRawFd;
         let path = std::env::temp_dir().join("xps-tests-default-ports.lock");
@@ -337,11 +341,24 @@ impl DefaultPortsLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .expect("open the default-ports lock file");
-        // SAFETY: flock() takes no pointers; the fd belongs to `file`, which is open.
-        let ret = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(ret, 0, "flock({}) failed: {}", path.display(), std::io::Error::last_os_error());
-        DefaultPortsLock(file)
+            .unwrap_or_else(|e| panic!("cannot open the default-ports lock file {}: {e}", path.display()));
+        let deadline = Instant::now() + Self::WAIT;
+        loop {
+            // SAFETY: flock() takes no pointers; the fd belongs to `file`, which is open.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return DefaultPortsLock(file);
+            }
+            let e = std::io::Error::last_os_error();
+            assert!(e.kind() == std::io::ErrorKind::WouldBlock, "flock({}) failed: {e}", path.display());
+            assert!(
+                Instant::now() < deadline,
+                "waited {:?} for the default ports: another test, or scripts/check-build.sh or \
+                 scripts/experiment1.sh, still holds the lock {}; retry once it is done",
+                Self::WAIT,
+                path.display()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

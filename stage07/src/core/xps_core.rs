@@ -163,6 +163,7 @@ mod tests {
     /// two cores run side by side in one process, each serving only its own clients.
     #[test]
     fn two_cores_in_one_process_each_serve_their_own_clients() {
+        let _fds = crate::core::xps_loop::tests::fd_tests_lock();
         let (tx, rx) = mpsc::channel();
         let threads: Vec<_> = (0..2)
             .map(|_| {

@@ -265,8 +265,17 @@ fn handle_epoll_events(loop_: &XpsLoop, epoll_events: &[sys::epoll_event]) -> Ba
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Held by every unit test of this crate that opens fds: the stale-event test needs the
+    /// kernel to hand the fd number it just closed to its very next eventfd, which another test
+    /// thread opening an fd at that moment would take.
+    pub(crate) static FD_TESTS: Mutex<()> = Mutex::new(());
+
+    pub(crate) fn fd_tests_lock() -> std::sync::MutexGuard<'static, ()> {
+        FD_TESTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 
     /// What a test callback records; the loop event's `ptr` points to one of these.
     struct Probe {
@@ -306,6 +315,7 @@ mod tests {
 
     #[test]
     fn attach_dispatches_to_the_callback_with_its_ptr_and_detach_stops_it() {
+        let _fds = fd_tests_lock();
         let loop_ = xps_loop_create().unwrap();
         let (a, b) = (Probe::new("a"), Probe::new("b"));
         let fd_a = readable_eventfd();
@@ -335,6 +345,7 @@ mod tests {
 
     #[test]
     fn waker_from_another_thread_makes_run_return() {
+        let _fds = fd_tests_lock();
         let loop_ = xps_loop_create().unwrap();
         let waker = xps_loop_waker(&loop_);
         let thread = std::thread::spawn(move || waker.wake());
@@ -374,6 +385,7 @@ mod tests {
     /// old owner (destroyed) nor the new one (it is not the new one's event).
     #[test]
     fn stale_event_of_an_instance_destroyed_earlier_in_the_batch_is_skipped() {
+        let _fds = fd_tests_lock();
         let loop_ = xps_loop_create().unwrap();
         let (old, new) = (Probe::new("old"), Probe::new("new"));
         let fd_old = readable_eventfd();
