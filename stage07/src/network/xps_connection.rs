@@ -85,11 +85,12 @@ pub fn xps_connection_destroy(connection: Rc<XpsConnection>) {
 fn connection_loop_read_handler(ptr: *mut c_void) {
     assert!(!ptr.is_null());
     let ptr = ptr.cast::<XpsConnection>().cast_const();
-    // SAFETY: the loop calls this only while the connection's event is attached, and `ptr` is
-    // the `Rc::as_ptr` that xps_connection_create() attached. core.connections holds that `Rc`
-    // until xps_connection_destroy(), which detaches before it lets go. So `ptr` points to a
-    // live connection inside an `Rc`, and taking one more strong reference to it is sound; that
-    // reference is what xps_connection_destroy() below consumes.
+    // SAFETY: the loop calls this only while the connection's event is attached, and `ptr` is the
+    // `Rc::as_ptr` that xps_connection_create() attached: the very pointer `Rc::into_raw` returns (into_raw
+    // is as_ptr plus forgetting the handle; here core.connections keeps that handle instead). The
+    // core holds it until xps_connection_destroy(), which detaches before it lets go, so the strong
+    // count is at least 1 and taking one more reference is sound. That reference keeps the
+    // connection alive for this whole call, whatever the call destroys.
     let connection = unsafe {
         Rc::increment_strong_count(ptr);
         Rc::from_raw(ptr)

@@ -117,10 +117,11 @@ fn listener_connection_handler(ptr: *mut c_void) {
     assert!(!ptr.is_null());
     let ptr = ptr.cast::<XpsListener>().cast_const();
     // SAFETY: the loop calls this only while the listener's event is attached, and `ptr` is the
-    // `Rc::as_ptr` that xps_listener_create() attached. core.listeners holds that `Rc` until
-    // xps_listener_destroy(), which detaches before it lets go. So `ptr` points to a live
-    // listener inside an `Rc`, and taking one more strong reference to it is sound; that
-    // reference keeps the listener alive for this call whatever the call destroys.
+    // `Rc::as_ptr` that xps_listener_create() attached: the very pointer `Rc::into_raw` returns (into_raw
+    // is as_ptr plus forgetting the handle; here core.listeners keeps that handle instead). The
+    // core holds it until xps_listener_destroy(), which detaches before it lets go, so the strong
+    // count is at least 1 and taking one more reference is sound. That reference keeps the
+    // listener alive for this whole call, whatever the call destroys.
     let listener = unsafe {
         Rc::increment_strong_count(ptr);
         Rc::from_raw(ptr)
