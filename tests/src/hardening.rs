@@ -52,7 +52,7 @@ pub const MAX_RECV: usize = 100_000;
 pub const FD_LIMIT: u64 = 64;
 
 /// How many clients the out-of-descriptors check opens on top of the first one.
-const EXTRA_CLIENTS: usize = 100;
+pub const EXTRA_CLIENTS: usize = 100;
 
 /// While the out-of-descriptors check watches the server's CPU time, one more client arrives
 /// this often.
@@ -60,7 +60,7 @@ const TRICKLE_EVERY: Duration = Duration::from_millis(50);
 
 /// How long a client waits without any byte going out or coming in before it calls the server
 /// stuck.
-const STALL: Duration = Duration::from_secs(10);
+pub const STALL: Duration = Duration::from_secs(10);
 
 /// How long the server gets to close the descriptors of clients that left.
 const FD_SETTLE: Duration = Duration::from_secs(5);
@@ -684,9 +684,9 @@ pub fn storm_of_random_clients_gets_every_byte_back_and_leaks_no_fd(server: &Ser
 }
 
 /// How many client threads the storm runs at once.
-const STORM_THREADS: usize = 24;
+pub const STORM_THREADS: usize = 24;
 /// How long the storm's threads start new sessions.
-const STORM_TIME: Duration = Duration::from_secs(3);
+pub const STORM_TIME: Duration = Duration::from_secs(3);
 /// A message this long or shorter, written in one `write()`, must come back exactly reversed.
 const SMALL_MESSAGE: usize = 1024;
 
