@@ -17,6 +17,7 @@ pub mod checks;
 mod client;
 pub mod hardening;
 mod server;
+pub mod tool;
 
 use std::fmt;
 use std::path::PathBuf;

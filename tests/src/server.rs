@@ -29,10 +29,13 @@ struct Output {
     partial_line: Vec<u8>,
     /// How many of the output streams have closed (2 = the process closed both).
     closed: usize,
+    /// How many bytes arrived in all, to tell when the output has settled.
+    total: usize,
 }
 
 impl Output {
     fn push(&mut self, chunk: &[u8]) {
+        self.total += chunk.len();
         self.tail.extend_from_slice(chunk);
         if self.tail.len() > KEEP_OUTPUT {
             let cut = self.tail.len() - KEEP_OUTPUT / 2;
@@ -194,8 +197,20 @@ impl Server {
         self.child.id()
     }
 
-    /// The last `lines` lines of the server's stdout and stderr, long lines shortened.
+    /// The last `lines` lines of the server's stdout and stderr, long lines shortened. Waits up
+    /// to half a second for the output to settle first: what the server printed just before a
+    /// check failed may still be on its way through the pipe.
     pub fn log_tail(&self, lines: usize) -> String {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut seen = self.output.0.lock().unwrap().total;
+        while Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+            let now = self.output.0.lock().unwrap().total;
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
         let out = self.output.0.lock().unwrap();
         let text = String::from_utf8_lossy(&out.tail);
         let all: Vec<&str> = text.lines().collect();

@@ -43,6 +43,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+use xps_tests::tool::{self, CliError};
 
 const PROGRAM: &str = "loadgen";
 const DEFAULT_HOST: &str = "127.0.0.1";
@@ -68,8 +69,6 @@ const CLIENT_STACK_SIZE: usize = 256 * 1024;
 /// What an idle connection sends once, and the reply it expects.
 const IDLE_MESSAGE: &[u8] = b"idle\n";
 const IDLE_REPLY: &[u8] = b"eldi\n";
-/// The exit status for bad command-line arguments.
-const EXIT_USAGE: u8 = 2;
 
 fn usage() -> String {
     format!(
@@ -105,14 +104,6 @@ struct Config {
     idle: usize,
 }
 
-/// Why parsing the command line stopped.
-enum CliError {
-    /// `-h`/`--help`: print this text on stdout and exit 0.
-    Help(String),
-    /// A bad argument: print this text on stderr and exit 2.
-    Usage(String),
-}
-
 /// Parses a whole number in `min..=max` for option `name`.
 fn parse_count(name: &str, value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
@@ -122,7 +113,7 @@ fn parse_count(name: &str, value: &str, min: usize, max: usize) -> Result<usize,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, CliError> {
-    let bad = |msg: String| CliError::Usage(format!("{PROGRAM}: {msg}\nTry '{PROGRAM} --help' for more information."));
+    let bad = |msg: String| tool::usage_error(PROGRAM, msg);
     let mut config = Config {
         host: DEFAULT_HOST.to_string(),
         port: DEFAULT_PORT,
@@ -175,24 +166,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, CliError
 }
 
 fn main() -> ExitCode {
-    // `String`s, not `OsString`s: no valid argument here is anything but UTF-8.
-    let args: Vec<String> = match std::env::args_os().skip(1).map(|arg| arg.into_string()).collect() {
-        Ok(args) => args,
-        Err(arg) => {
-            eprintln!("{PROGRAM}: argument {arg:?} is not valid UTF-8");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let config = match parse_args(args) {
+    let config = match tool::parse_process_args(PROGRAM, parse_args) {
         Ok(config) => config,
-        Err(CliError::Help(text)) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err(CliError::Usage(text)) => {
-            eprintln!("{text}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(status) => return status,
     };
     match run(&config) {
         Ok(true) => ExitCode::SUCCESS,

@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
+use xps_tests::tool::{self, CliError};
 
 const PROGRAM: &str = "sender";
 const DEFAULT_HOST: &str = "127.0.0.1";
@@ -50,8 +51,6 @@ const DEFAULT_PORT: u16 = 8001;
 const CHUNK_SIZE: usize = 64 * 1024;
 /// Progress lines are printed at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
-/// The exit status for bad command-line arguments.
-const EXIT_USAGE: u8 = 2;
 
 fn usage() -> String {
     format!(
@@ -80,16 +79,8 @@ struct Config {
     port: u16,
 }
 
-/// Why parsing the command line stopped.
-enum CliError {
-    /// `-h`/`--help`: print this text on stdout and exit 0.
-    Help(String),
-    /// A bad argument: print this text on stderr and exit 2.
-    Usage(String),
-}
-
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, CliError> {
-    let bad = |msg: String| CliError::Usage(format!("{PROGRAM}: {msg}\nTry '{PROGRAM} --help' for more information."));
+    let bad = |msg: String| tool::usage_error(PROGRAM, msg);
     let mut config = Config { host: DEFAULT_HOST.to_string(), port: DEFAULT_PORT };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -125,24 +116,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, CliError
 }
 
 fn main() -> ExitCode {
-    // `String`s, not `OsString`s: a non-UTF-8 argument cannot be a host name or a port anyway.
-    let args: Vec<String> = match std::env::args_os().skip(1).map(|arg| arg.into_string()).collect() {
-        Ok(args) => args,
-        Err(arg) => {
-            eprintln!("{PROGRAM}: argument {arg:?} is not valid UTF-8");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let config = match parse_args(args) {
+    let config = match tool::parse_process_args(PROGRAM, parse_args) {
         Ok(config) => config,
-        Err(CliError::Help(text)) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err(CliError::Usage(text)) => {
-            eprintln!("{text}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(status) => return status,
     };
 
     // The C's socket() + inet_pton() + connect(). `TcpStream::connect` resolves the host and

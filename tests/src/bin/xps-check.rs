@@ -38,12 +38,11 @@ use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+use xps_tests::tool::{self, CliError};
 
 use xps_tests::{Failure, Server, checks};
 
 const PROGRAM: &str = "xps-check";
-/// The exit status for bad command-line arguments.
-const EXIT_USAGE: u8 = 2;
 /// The longest one check may take, server start included, before the run is abandoned. The
 /// checks bound every read themselves; this only guards against a server that swallows a
 /// `send()` for ever.
@@ -151,16 +150,8 @@ struct Config {
     command: Vec<String>,
 }
 
-/// Why parsing the command line stopped.
-enum CliError {
-    /// `-h`/`--help`: print this text on stdout and exit 0.
-    Help(String),
-    /// A bad argument: print this text on stderr and exit 2.
-    Usage(String),
-}
-
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, CliError> {
-    let bad = |msg: String| CliError::Usage(format!("{PROGRAM}: {msg}\nTry '{PROGRAM} --help' for more information."));
+    let bad = |msg: String| tool::usage_error(PROGRAM, msg);
     let mut stage = None;
     let mut list = false;
     let mut args = args.into_iter();
@@ -199,23 +190,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, CliError
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = match std::env::args_os().skip(1).map(|arg| arg.into_string()).collect() {
-        Ok(args) => args,
-        Err(arg) => {
-            eprintln!("{PROGRAM}: argument {arg:?} is not valid UTF-8");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let config = match parse_args(args) {
+    let config = match tool::parse_process_args(PROGRAM, parse_args) {
         Ok(config) => config,
-        Err(CliError::Help(text)) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err(CliError::Usage(text)) => {
-            eprintln!("{text}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(status) => return status,
     };
 
     let entries = checks_for(config.stage);
