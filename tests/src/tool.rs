@@ -41,3 +41,12 @@ pub fn parse_process_args<T>(
         }
     }
 }
+
+/// Splits `--name=value` into `("--name", Some("value"))`; any other argument comes back whole,
+/// with `None`, so tools accept both `--port 8002` and `--port=8002`.
+pub fn split_option(arg: &str) -> (&str, Option<String>) {
+    match arg.split_once('=') {
+        Some((name, value)) if name.starts_with("--") => (name, Some(value.to_string())),
+        _ => (arg, None),
+    }
+}

@@ -127,11 +127,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, CliError
         if arg == "-h" || arg == "--help" {
             return Err(CliError::Help(usage()));
         }
-        // Accept both `--clients 8` and `--clients=8`.
-        let (name, inline_value) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_string())),
-            _ => (arg.as_str(), None),
-        };
+        let (name, inline_value) = tool::split_option(&arg);
         const OPTIONS: [&str; 6] = ["--host", "--port", "--clients", "--size", "--seconds", "--idle"];
         if !OPTIONS.contains(&name) {
             return Err(bad(format!("unknown argument '{arg}'")));

@@ -87,11 +87,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, CliError
         if arg == "-h" || arg == "--help" {
             return Err(CliError::Help(usage()));
         }
-        // Accept both `--port 8002` and `--port=8002`.
-        let (name, inline_value) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_string())),
-            _ => (arg.as_str(), None),
-        };
+        let (name, inline_value) = tool::split_option(&arg);
         if name != "--host" && name != "--port" {
             return Err(bad(format!("unknown argument '{arg}'")));
         }
