@@ -27,6 +27,8 @@ PROGRAM=$(basename -- "$0")
 # The script's real location (symlinks resolved), then the folder above it.
 SCRIPT_DIR=$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")
 ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
+# shellcheck source=scripts/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 HOST=127.0.0.1
 PORT=8001
@@ -43,8 +45,6 @@ START_TIMEOUT_S=15
 # The file the test kit locks while a test uses the default ports (xps_tests::DefaultPortsLock,
 # in the system's temp folder), and scripts/check-build.sh too: holding it while measuring keeps
 # a `cargo test` or a check run from starting servers on port 8001 in the middle of a run.
-LOCK_FILE="${TMPDIR:-/tmp}/xps-tests-default-ports.lock"
-LOCK_WAIT_SECONDS=300
 
 usage() {
     cat <<EOF
@@ -332,13 +332,7 @@ cargo build --release -p stage06 -p stage07 -p xps_tests >&2
 # On the default ports, wait for tests that use them, then keep them away until the end of the
 # runs (the lock is released when this script exits and closes descriptor 9).
 if ((PORT >= 8001 && PORT <= 8004)); then
-    command -v flock >/dev/null || die "flock (from util-linux) is needed to share port $PORT with the tests"
-    exec 9>>"$LOCK_FILE"
-    if ! flock --nonblock 9; then
-        note "waiting for tests that use ports 8001-8004 to finish (lock $LOCK_FILE)..."
-        flock --timeout "$LOCK_WAIT_SECONDS" 9 ||
-            die "still locked after $LOCK_WAIT_SECONDS s; is a 'cargo test' stuck? (or measure on another port: --port 9001)"
-    fi
+    hold_default_ports "$PROGRAM" || die "port $PORT stays taken (or measure on another port: --port 9001)"
 fi
 if port_accepts; then
     holder=$(listening_pid)

@@ -29,10 +29,8 @@ set -euo pipefail
 PROGRAM=$(basename -- "$0")
 SCRIPT_DIR=$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")
 ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
-# The same file the test kit locks (xps_tests::DefaultPortsLock: the system's temp folder).
-LOCK_FILE="${TMPDIR:-/tmp}/xps-tests-default-ports.lock"
-# How long to wait for tests that hold the default ports before giving up.
-LOCK_WAIT_SECONDS=300
+# shellcheck source=scripts/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 usage() {
     cat <<EOF
@@ -83,20 +81,10 @@ if ! cargo build --quiet --manifest-path "$ROOT/Cargo.toml" -p xps_tests --bin x
     echo "$PROGRAM: the build failed" >&2
     exit 1
 fi
-# Where cargo put it: target/ at the root unless CARGO_TARGET_DIR says otherwise.
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-[[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
-CHECKER=$TARGET_DIR/debug/xps-check
+CHECKER=$(target_dir "$ROOT")/debug/xps-check
 
 # Hold the default ports' lock on fd 9 while the checks run (the kernel drops it when we exit).
-exec 9>"$LOCK_FILE"
-if ! flock --nonblock 9; then
-    echo "$PROGRAM: waiting for tests that use ports 8001-8004 to finish (lock $LOCK_FILE)..."
-    if ! flock --timeout "$LOCK_WAIT_SECONDS" 9; then
-        echo "$PROGRAM: still locked after $LOCK_WAIT_SECONDS s; is a 'cargo test' stuck?" >&2
-        exit 1
-    fi
-fi
+hold_default_ports "$PROGRAM" || exit 1
 
 # 9>&-: the checker and the servers it starts do not inherit the lock's descriptor.
 "$CHECKER" --stage "$STAGE" -- "$@" 9>&-

@@ -27,8 +27,8 @@ set -euo pipefail
 PROGRAM=$(basename -- "$0")
 SCRIPT_DIR=$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")
 ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
-LOCK_FILE="${TMPDIR:-/tmp}/xps-tests-default-ports.lock"
-LOCK_WAIT_SECONDS=300
+# shellcheck source=scripts/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 HOST=127.0.0.1
 SENDER_PORT=8001
 OTHER_PORT=8002
@@ -110,16 +110,11 @@ if ! cargo build --quiet --manifest-path "$ROOT/Cargo.toml" -p stage07 -p xps_te
     echo "$PROGRAM: the build failed" >&2
     exit 1
 fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-[[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+TARGET_DIR=$(target_dir "$ROOT")
 STAGE07=$TARGET_DIR/debug/stage07
 SENDER=$TARGET_DIR/debug/sender
 
-exec 9>"$LOCK_FILE"
-if ! flock --nonblock 9; then
-    echo "$PROGRAM: waiting for tests that use ports 8001-8004 to finish (lock $LOCK_FILE)..."
-    flock --timeout "$LOCK_WAIT_SECONDS" 9 || fail "the lock is still held after $LOCK_WAIT_SECONDS s"
-fi
+hold_default_ports "$PROGRAM" || fail "the default ports stay taken"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/experiment1.XXXXXX")
 SERVER_LOG=$WORK/server.log
