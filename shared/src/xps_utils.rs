@@ -128,7 +128,7 @@ fn write_escaped_lines(out: &mut impl Write, body: &[u8]) -> io::Result<()> {
         for chunk in line.utf8_chunks() {
             let mut text = chunk.valid();
             while let Some(at) = text.find(|c: char| !is_shown(c)) {
-                out.write_all(text[..at].as_bytes())?;
+                out.write_all(&text.as_bytes()[..at])?;
                 let c = text[at..].chars().next().unwrap_or_default();
                 if c.is_ascii() {
                     write!(out, "\\x{:02x}", c as u32)?;
