@@ -502,3 +502,47 @@ pub(crate) mod tests {
         xps_loop_destroy(loop_);
     }
 }
+
+/// The wake-up is given plumbing (not the page's), so its checks live apart from the milestone
+/// checks of the loop module.
+#[cfg(test)]
+mod waker_tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::Duration;
+
+    /// A loop that was woken and returned can be run again: the wake-up is read back, so the
+    /// second run waits for a second wake-up instead of returning at once.
+    #[test]
+    fn a_woken_loop_runs_again_until_woken_again() {
+        let (to_test, from_loop) = mpsc::channel();
+        // The loop is not Send: it is created, run and destroyed on its own thread.
+        thread::spawn(move || {
+            let loop_ = xps_loop_create().expect("xps_loop_create()");
+            to_test.send(Err(xps_loop_waker(&loop_))).unwrap();
+            for run in 1..=2 {
+                let result = xps_loop_run(&loop_);
+                to_test.send(Ok((run, result))).unwrap();
+            }
+            xps_loop_destroy(loop_);
+        });
+        let Ok(Err(waker)) = from_loop.recv_timeout(Duration::from_secs(5)) else {
+            panic!("the loop thread did not start");
+        };
+        let returned = |timeout| match from_loop.recv_timeout(timeout) {
+            Ok(Ok(run)) => Some(run),
+            _ => None,
+        };
+
+        waker.wake();
+        assert_eq!(returned(Duration::from_secs(5)), Some((1, Ok(()))), "the first run returns when woken");
+        assert_eq!(
+            returned(Duration::from_millis(300)),
+            None,
+            "the second run returned without a second wake-up: the first wake-up was never read back"
+        );
+        waker.wake();
+        assert_eq!(returned(Duration::from_secs(5)), Some((2, Ok(()))), "the second run returns when woken again");
+    }
+}
