@@ -56,7 +56,11 @@ pub fn build(ctx: &Ctx, m: &Manifest) -> Result<(), String> {
     let shown: Vec<&str> = blocks.iter().copied().take(4).collect();
     let mut text = shown.join("\n\n");
     if blocks.len() > shown.len() {
-        text.push_str(&format!("\n\n... and {} more (cargo build -p {} shows them all)", blocks.len() - shown.len(), m.krate));
+        text.push_str(&format!(
+            "\n\n... and {} more (cargo build -p {} shows them all)",
+            blocks.len() - shown.len(),
+            m.krate
+        ));
     }
     Err(text)
 }
@@ -160,9 +164,10 @@ pub fn culprit(ctx: &Ctx, m: &Manifest, milestone: usize, result: &MilestoneResu
     if let Some(name) = todo_reached(text).filter(|name| m.function(name).is_some()) {
         return Some((name, "still todo!(): the check reached it"));
     }
-    let todo = m.functions.iter().find(|f| {
-        milestone_index(&f.milestone).is_some_and(|i| i <= milestone) && fn_state(ctx, f).0 == FnState::Todo
-    });
+    let todo = m
+        .functions
+        .iter()
+        .find(|f| milestone_index(&f.milestone).is_some_and(|i| i <= milestone) && fn_state(ctx, f).0 == FnState::Todo);
     if let Some(f) = todo {
         return Some((f.name.clone(), "still todo!()"));
     }
@@ -171,7 +176,12 @@ pub fn culprit(ctx: &Ctx, m: &Manifest, milestone: usize, result: &MilestoneResu
 
 /// Runs the milestones in order up to `until` (all if `None`); stops at the first failing
 /// one if `stop_at_first`. `Err` with the compiler's errors if the stage does not build.
-pub fn run_all(ctx: &Ctx, m: &Manifest, until: Option<usize>, stop_at_first: bool) -> Result<Vec<MilestoneResult>, String> {
+pub fn run_all(
+    ctx: &Ctx,
+    m: &Manifest,
+    until: Option<usize>,
+    stop_at_first: bool,
+) -> Result<Vec<MilestoneResult>, String> {
     build(ctx, m)?;
     let mut results = Vec::new();
     for (i, (prefix, _)) in MILESTONES.iter().enumerate() {
@@ -199,7 +209,13 @@ pub fn report(ctx: &Ctx, m: &Manifest, results: &[MilestoneResult]) -> bool {
     for (i, result) in results.iter().enumerate() {
         let label = MILESTONES[i].1;
         if result.passed() {
-            println!("  ok    {label} ({}): {} checks pass", result.prefix, result.passed.len());
+            let n = result.passed.len();
+            println!(
+                "  ok    {label} ({}): {n} {} pass{}",
+                result.prefix,
+                if n == 1 { "check" } else { "checks" },
+                if n == 1 { "es" } else { "" }
+            );
             continue;
         }
         println!("  FAIL  {label} ({})", result.prefix);
@@ -246,7 +262,11 @@ pub fn report(ctx: &Ctx, m: &Manifest, results: &[MilestoneResult]) -> bool {
                 println!("More: scripts/exercise.sh compare {n}   (your code against the reference)");
             }
         }
-        println!("Run the failing check alone: cargo test -p {} {}", m.krate, result.shown.as_ref().map_or(result.prefix.as_str(), |(c, _)| c.as_str()));
+        println!(
+            "Run the failing check alone: cargo test -p {} {}",
+            m.krate,
+            result.shown.as_ref().map_or(result.prefix.as_str(), |(c, _)| c.as_str())
+        );
         return false;
     }
     let done = results.len() == MILESTONES.len();
@@ -254,7 +274,9 @@ pub fn report(ctx: &Ctx, m: &Manifest, results: &[MilestoneResult]) -> bool {
         println!();
         println!("Stage {n}: every milestone passes.");
         if n == 6 {
-            println!("Next: compare with the reference (scripts/exercise.sh compare 6), then stage 7 (scripts/exercise.sh start 7).");
+            println!(
+                "Next: compare with the reference (scripts/exercise.sh compare 6), then stage 7 (scripts/exercise.sh start 7)."
+            );
         } else {
             println!("Next: compare with the reference (scripts/exercise.sh compare 7).");
         }

@@ -208,7 +208,10 @@ fn dispatch(args: &[String]) -> Result<u8, Fail> {
         None => None,
     };
     if !workspace::is_git(&ctx) {
-        return Err(usage(format!("{} is not a git clone: the exercise mode keeps the reference in git", ctx.root.display())));
+        return Err(usage(format!(
+            "{} is not a git clone: the exercise mode keeps the reference in git",
+            ctx.root.display()
+        )));
     }
     match command.as_str() {
         "start" => start(&ctx, &m),
@@ -267,8 +270,9 @@ pub(crate) fn start(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
     }
     for f in &m.functions {
         let text = workspace::show(ctx, "HEAD", &f.file).map_err(failure)?;
-        let span = find_fn(&text, &f.name)
-            .ok_or_else(|| failure(format!("{} at HEAD has no `fn {}`: is this a clone of the workspace?", f.file, f.name)))?;
+        let span = find_fn(&text, &f.name).ok_or_else(|| {
+            failure(format!("{} at HEAD has no `fn {}`: is this a clone of the workspace?", f.file, f.name))
+        })?;
         if is_todo(span.body(&text)) {
             return Err(Fail(
                 EXIT_USAGE,
@@ -307,7 +311,10 @@ pub(crate) fn start(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
         println!("  {:<32} {}:{line:<5} {}{from6}", format!("{}()", f.name), f.file, f.milestone);
     }
     println!();
-    println!("The reference is commit {head}, recorded as {} (for hints, compare, reset, solution).", workspace::ref_name(n));
+    println!(
+        "The reference is commit {head}, recorded as {} (for hints, compare, reset, solution).",
+        workspace::ref_name(n)
+    );
     println!("`git diff {src}` now shows exactly what you will write (and one #![allow] line in {}).", m.crate_root);
     println!();
     println!("Next: scripts/exercise.sh check {n}");
@@ -322,7 +329,8 @@ fn write_skeleton(ctx: &Ctx, m: &Manifest, rev: &str, only: Option<&manifest::Fu
         Some(f) => {
             let reference = workspace::show(ctx, rev, &f.file).map_err(failure)?;
             let current = workspace::read(ctx, &f.file).map_err(failure)?;
-            let mut text = skeleton::replace_body(m.stage, f, &current, &reference, comment(f).as_deref()).map_err(failure)?;
+            let mut text =
+                skeleton::replace_body(m.stage, f, &current, &reference, comment(f).as_deref()).map_err(failure)?;
             if f.file == m.crate_root {
                 text = skeleton::add_allow_line(&text);
             } else {
@@ -359,14 +367,18 @@ fn check(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
 fn hint(ctx: &Ctx, m: &Manifest, f: &manifest::Function, level: u8) -> Result<u8, Fail> {
     let n = m.stage;
     let milestone = MILESTONES[milestone_index(&f.milestone).expect("manifest milestones are known")].1;
-    println!("{}() -- hint {level} of 3 (stage {n}, page section \"{}\"; checked from {milestone} on)", f.name, f.section);
+    println!(
+        "{}() -- hint {level} of 3 (stage {n}, page section \"{}\"; checked from {milestone} on)",
+        f.name, f.section
+    );
     println!();
     match level {
         1 | 2 => println!("{}", f.hints[usize::from(level) - 1]),
         _ => {
             let rev = workspace::reference_rev(ctx, n);
             let text = workspace::show(ctx, &rev, &f.file).map_err(failure)?;
-            let span = find_fn(&text, &f.name).ok_or_else(|| failure(format!("no `fn {}` in {} at {rev}", f.name, f.file)))?;
+            let span =
+                find_fn(&text, &f.name).ok_or_else(|| failure(format!("no `fn {}` in {} at {rev}", f.name, f.file)))?;
             if is_todo(span.body(&text)) {
                 return Err(failure(format!(
                     "{rev}'s {}() is a todo!(), not the reference: run `scripts/exercise.sh start {n}` from a commit of main first",
@@ -376,7 +388,10 @@ fn hint(ctx: &Ctx, m: &Manifest, f: &manifest::Function, level: u8) -> Result<u8
             println!("The reference's code ({} at {}):", f.file, &rev[..rev.len().min(12)]);
             println!();
             let item = &text[span.item_start..=span.body_close];
-            println!("{}", item.lines().map(|l| l.strip_prefix(span.indent.as_str()).unwrap_or(l)).collect::<Vec<_>>().join("\n"));
+            println!(
+                "{}",
+                item.lines().map(|l| l.strip_prefix(span.indent.as_str()).unwrap_or(l)).collect::<Vec<_>>().join("\n")
+            );
         }
     }
     if level < 3 {
@@ -394,14 +409,18 @@ fn compare(ctx: &Ctx, m: &Manifest, only: Option<&manifest::Function>) -> Result
     for sub in ["reference", "yours"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| failure(format!("cannot create {}: {e}", dir.display())))?;
     }
-    println!("Stage {n}: your code (+) against the reference (-, commit {}), function by function", &rev[..rev.len().min(12)]);
+    println!(
+        "Stage {n}: your code (+) against the reference (-, commit {}), function by function",
+        &rev[..rev.len().min(12)]
+    );
     let functions: Vec<&manifest::Function> = match only {
         Some(f) => vec![f],
         None => m.functions.iter().collect(),
     };
     for f in functions {
         let reference = workspace::show(ctx, &rev, &f.file).map_err(failure)?;
-        let ref_span = find_fn(&reference, &f.name).ok_or_else(|| failure(format!("no `fn {}` in the reference", f.name)))?;
+        let ref_span =
+            find_fn(&reference, &f.name).ok_or_else(|| failure(format!("no `fn {}` in the reference", f.name)))?;
         let yours = workspace::read(ctx, &f.file).map_err(failure)?;
         let Some(span) = find_fn(&yours, &f.name) else {
             println!("\n{}(): not found in {} (the checks call it by this name)", f.name, f.file);
@@ -439,7 +458,9 @@ fn compare(ctx: &Ctx, m: &Manifest, only: Option<&manifest::Function>) -> Result
                 }
             }
             if remove_allow_line(&yours) != reference {
-                println!("\nNote: {file} also differs from the reference outside these functions (git diff {rev} -- {file}).");
+                println!(
+                    "\nNote: {file} also differs from the reference outside these functions (git diff {rev} -- {file})."
+                );
             }
         }
     }
@@ -454,8 +475,9 @@ fn reset(ctx: &Ctx, m: &Manifest, only: Option<&manifest::Function>) -> Result<u
     let src = m.src_dir();
     match only {
         Some(f) => {
-            let saved = workspace::backup(ctx, &format!("stage{n:02}-{}", f.name), &[f.file.clone(), m.crate_root.clone()])
-                .map_err(failure)?;
+            let saved =
+                workspace::backup(ctx, &format!("stage{n:02}-{}", f.name), &[f.file.clone(), m.crate_root.clone()])
+                    .map_err(failure)?;
             write_skeleton(ctx, m, &rev, Some(f))?;
             println!("Saved {} as it was in {}", f.file, saved.display());
             println!("{}() is todo!() again ({}:{}).", f.name, f.file, fn_state(ctx, f).1);
@@ -537,7 +559,11 @@ fn status(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
                 } else if let Some(error) = &result.error {
                     format!("FAIL: {}", error.lines().next().unwrap_or_default())
                 } else {
-                    format!("FAIL ({} of {} checks fail)", result.failed.len(), result.failed.len() + result.passed.len())
+                    format!(
+                        "FAIL ({} of {} checks fail)",
+                        result.failed.len(),
+                        result.failed.len() + result.passed.len()
+                    )
                 };
                 println!("  {:<16} {verdict}   {label}", result.prefix);
             }

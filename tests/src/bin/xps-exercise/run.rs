@@ -46,7 +46,7 @@ impl Ctx {
             cmd.env("CARGO_TARGET_DIR", dir);
         }
         // Plain, uncoloured output, to parse.
-        cmd.env("CARGO_TERM_COLOR", "never").env_remove("RUST_LOG");
+        cmd.env("CARGO_TERM_COLOR", "never").env("RUST_BACKTRACE", "0").env_remove("RUST_LOG");
         run_bounded(cmd, limit)
     }
 
@@ -79,18 +79,21 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
         }
     };
     let pgid = child.id() as i32;
-    let readers: Vec<_> = [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
-        .into_iter()
-        .map(|stream| {
-            thread::spawn(move || {
-                let mut bytes = Vec::new();
-                if let Some(mut stream) = stream {
-                    let _ = stream.read_to_end(&mut bytes);
-                }
-                String::from_utf8_lossy(&bytes).into_owned()
-            })
+    let readers: Vec<_> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .map(|stream| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
         })
-        .collect();
+    })
+    .collect();
     let start = Instant::now();
     let mut timed_out = false;
     let status = loop {

@@ -77,8 +77,9 @@ pub fn code_mask(src: &str) -> Vec<bool> {
             }
             mark(&mut mask, i, j);
             i = j;
-        } else if c == b'r' && raw_string_start(s, i) && !(prev_ident && !matches!(s[i - 1], b'b' | b'c'))
-            || (matches!(c, b'b' | b'c') && s.get(i + 1) == Some(&b'r') && raw_string_start(s, i + 1) && !prev_ident)
+        } else if !prev_ident
+            && ((c == b'r' && raw_string_start(s, i))
+                || (matches!(c, b'b' | b'c') && s.get(i + 1) == Some(&b'r') && raw_string_start(s, i + 1)))
         {
             let r = if c == b'r' { i } else { i + 1 };
             let hashes = s[r + 1..].iter().take_while(|&&b| b == b'#').count();
@@ -265,8 +266,11 @@ fn param_names(params: &str, mask: &[bool]) -> Vec<String> {
             }
             let pattern = part.split(':').next()?.trim().trim_start_matches('&').trim();
             // `&'a self`, `&'a mut self`
-            let pattern =
-                if pattern.starts_with('\'') { pattern.split_once(' ').map_or(pattern, |(_, p)| p).trim() } else { pattern };
+            let pattern = if pattern.starts_with('\'') {
+                pattern.split_once(' ').map_or(pattern, |(_, p)| p).trim()
+            } else {
+                pattern
+            };
             let pattern = pattern.strip_prefix("mut ").unwrap_or(pattern).trim();
             (!pattern.starts_with('_') && pattern.bytes().all(is_ident)).then(|| pattern.to_string())
         })

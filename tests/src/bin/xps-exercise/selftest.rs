@@ -1,5 +1,286 @@
-//! Selftest placeholder.
-use crate::run::Ctx;
-pub fn run(_ctx: &Ctx, _stages: &[u8]) -> Result<u8, String> {
-    Ok(0)
+//! `selftest`: proves, on a scratch copy of the workspace, what the exercise mode promises.
+//!
+//! 1. the skeleton builds without warnings, and `check` fails at Milestone #1 naming the
+//!    manifest's first function;
+//! 2. the reference passes every milestone;
+//! 3. each learner function alone put back to `todo!()` fails at the milestone the manifest
+//!    names, and `check` names that function: no function goes unchecked;
+//! 4. the workspace's stageNN/src has no `todo!(` (main holds the reference), and every
+//!    manifest function is in it;
+//! 5. stage 7: the page-shaped loop (events found by searching a list, as the page's C does),
+//!    swapped in for our loop, passes every milestone and fails only the extra fd-reuse check.
+//!
+//! The scratch copy lives in the target folder (`xps-exercise-selftest/ws`) with one target
+//! folder of its own for all its builds, so cases after the first rebuild only the stage.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::check;
+use crate::manifest::{MILESTONES, Manifest, load, milestone_index};
+use crate::run::{Ctx, Output, run_bounded};
+use crate::rust_src::{code_mask, find_fn};
+use crate::skeleton;
+
+/// The page-shaped loop fixture (written with the milestone checks).
+pub const PAGE_SHAPED_LOOP: &str = "tests/exercises/stage07/page_shaped_xps_loop.rs";
+const LOOP_FILE: &str = "stage07/src/core/xps_loop.rs";
+
+/// Runs the selftest for `stages`; Ok(0) when every point holds.
+pub fn run(ctx: &Ctx, stages: &[u8]) -> Result<u8, String> {
+    let started = Instant::now();
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+        Some(dir) => ctx.root.join(dir),
+        None => ctx.root.join("target"),
+    };
+    let base = target.join("xps-exercise-selftest");
+    let scratch = Ctx { root: base.join("ws"), target_dir: Some(base.join("target")) };
+    println!("selftest: scratch copy {} (builds in {})", scratch.root.display(), base.join("target").display());
+    make_scratch(ctx, &scratch.root)?;
+
+    let mut failures: Vec<String> = Vec::new();
+    for &stage in stages {
+        let m = load(stage).ok_or(format!("no manifest for stage {stage}"))?;
+        let mut step = |point: &str, result: Result<String, String>, since: Instant| {
+            let secs = since.elapsed().as_secs_f32();
+            match result {
+                Ok(note) => println!("  ok    stage {stage} ({point}) {note} [{secs:.1} s]"),
+                Err(e) => {
+                    println!("  FAIL  stage {stage} ({point}) [{secs:.1} s]\n{}", check::indent(&e, "        "));
+                    failures.push(format!("stage {stage} ({point})"));
+                }
+            }
+        };
+        let t = Instant::now();
+        step("4) the reference has no todo!() and every learner function", no_todo_in_reference(ctx, &m), t);
+        let t = Instant::now();
+        step("2) the reference passes every milestone", reference_passes(&scratch, &m), t);
+        let t = Instant::now();
+        step("1) the skeleton builds cleanly and check stops at Milestone #1", skeleton_fails_first(&scratch, &m), t);
+        for f in &m.functions {
+            let t = Instant::now();
+            step(
+                &format!("3) {}() alone todo!() fails at {}", f.name, f.milestone),
+                one_todo(&scratch, &m, &f.name),
+                t,
+            );
+        }
+        if stage == 7 {
+            let t = Instant::now();
+            step("5) the page-shaped loop passes all but the fd-reuse extra", page_shaped_loop(ctx, &scratch, &m), t);
+        }
+        restore(&scratch, &m)?;
+    }
+    println!(
+        "selftest: {} in {:.0} s",
+        if failures.is_empty() { "all points hold" } else { "FAILED" },
+        started.elapsed().as_secs_f32()
+    );
+    for failure in &failures {
+        println!("  failed: {failure}");
+    }
+    Ok(if failures.is_empty() { 0 } else { 1 })
+}
+
+/// Copies the workspace's files (tracked and untracked, not ignored) into a fresh git repo.
+fn make_scratch(ctx: &Ctx, ws: &Path) -> Result<(), String> {
+    let out = ctx.git(&["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
+    if !out.ok() {
+        return Err(format!("git ls-files failed in {}: {}", ctx.root.display(), out.stderr.trim()));
+    }
+    if ws.exists() {
+        fs::remove_dir_all(ws).map_err(|e| format!("cannot remove {}: {e}", ws.display()))?;
+    }
+    for file in out.stdout.split('\0').filter(|f| !f.is_empty()) {
+        let from = ctx.root.join(file);
+        if !from.is_file() {
+            continue;
+        }
+        let to = ws.join(file);
+        fs::create_dir_all(to.parent().expect("a file has a parent")).map_err(|e| e.to_string())?;
+        fs::copy(&from, &to).map_err(|e| format!("cannot copy {file}: {e}"))?;
+    }
+    let scratch = Ctx { root: ws.to_path_buf(), target_dir: None };
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=selftest",
+            "-c",
+            "user.email=selftest@localhost",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            "reference",
+        ],
+    ] {
+        let out = scratch.git(args);
+        if !out.ok() {
+            return Err(format!("git {} failed in the scratch copy: {}", args.join(" "), out.stderr.trim()));
+        }
+    }
+    Ok(())
+}
+
+/// The scratch copy's stage folder back to the reference (its HEAD).
+fn restore(scratch: &Ctx, m: &Manifest) -> Result<(), String> {
+    let out = scratch.git(&["checkout", "-q", "HEAD", "--", &m.src_dir()]);
+    if !out.ok() {
+        return Err(format!("git checkout failed in the scratch copy: {}", out.stderr.trim()));
+    }
+    let _ = scratch.git(&["update-ref", "-d", &crate::workspace::ref_name(m.stage)]);
+    Ok(())
+}
+
+/// Runs this program's `args` on the scratch copy (as scripts/exercise.sh would).
+fn exercise(scratch: &Ctx, args: &[&str]) -> Output {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xps-exercise"));
+    let mut cmd = Command::new(exe);
+    cmd.args(args).env("XPS_EXERCISE_ROOT", &scratch.root);
+    if let Some(dir) = &scratch.target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    run_bounded(cmd, Duration::from_secs(1200))
+}
+
+fn label(prefix: &str) -> String {
+    let (_, label) = MILESTONES[milestone_index(prefix).expect("known milestone")];
+    format!("FAIL  {label} ({prefix})")
+}
+
+/// What `check`'s output says failed, for the error messages.
+fn verdict(out: &Output) -> String {
+    let lines: Vec<&str> =
+        out.stdout.lines().filter(|l| l.starts_with("  FAIL") || l.starts_with("  write:")).collect();
+    if lines.is_empty() {
+        format!("exit {:?}; output:\n{}\n{}", out.code, out.stdout, out.stderr)
+    } else {
+        format!("exit {:?}: {}", out.code, lines.join(" / ").trim())
+    }
+}
+
+fn no_todo_in_reference(ctx: &Ctx, m: &Manifest) -> Result<String, String> {
+    let mut problems = Vec::new();
+    for file in crate::workspace::work_files(ctx, &m.src_dir()) {
+        let Ok(text) = fs::read_to_string(ctx.path(&file)) else { continue };
+        let mask = code_mask(&text);
+        for (i, _) in text.match_indices("todo!(") {
+            if mask[i] {
+                problems.push(format!("{file}:{} has todo!(", crate::rust_src::line_of(&text, i)));
+            }
+        }
+        if text.lines().any(|l| l.trim() == skeleton::ALLOW_LINE) {
+            problems.push(format!("{file} has the exercise mode's #![allow] line"));
+        }
+    }
+    for f in &m.functions {
+        if fs::read_to_string(ctx.path(&f.file)).ok().and_then(|t| find_fn(&t, &f.name)).is_none() {
+            problems.push(format!(
+                "{}: no `fn {}` (the manifest tests/exercises/stage0{}.txt lists it)",
+                f.file, f.name, m.stage
+            ));
+        }
+    }
+    if problems.is_empty() { Ok(format!("({} functions)", m.functions.len())) } else { Err(problems.join("\n")) }
+}
+
+fn reference_passes(scratch: &Ctx, m: &Manifest) -> Result<String, String> {
+    restore(scratch, m)?;
+    let out = exercise(scratch, &["check", &m.stage.to_string()]);
+    if out.ok() {
+        let checks: usize =
+            out.stdout.lines().filter_map(|l| l.split(": ").nth(1)?.split(' ').next()?.parse::<usize>().ok()).sum();
+        Ok(format!("({checks} checks)"))
+    } else {
+        Err(format!("check {} on the reference: {}", m.stage, verdict(&out)))
+    }
+}
+
+fn skeleton_fails_first(scratch: &Ctx, m: &Manifest) -> Result<String, String> {
+    restore(scratch, m)?;
+    let n = m.stage.to_string();
+    let out = exercise(scratch, &["start", &n]);
+    if !out.ok() {
+        return Err(format!("start {n} failed: {}{}", out.stdout, out.stderr));
+    }
+    let build = scratch.cargo(&["build", "-p", &m.krate, "--all-targets"], check::BUILD_LIMIT);
+    let warnings: Vec<&str> =
+        build.stderr.lines().filter(|l| l.starts_with("warning") || l.starts_with("error")).collect();
+    if !build.ok() || !warnings.is_empty() {
+        return Err(format!("the skeleton does not build cleanly:\n{}", build.stderr));
+    }
+    let out = exercise(scratch, &["check", &n]);
+    let first = &m.functions[0];
+    let expected = [label("milestone_1"), format!("write:    {}()", first.name)];
+    if out.code == Some(1) && expected.iter().all(|e| out.stdout.contains(e.as_str())) {
+        Ok(format!("(names {}())", first.name))
+    } else {
+        Err(format!("expected check {n} to fail at Milestone #1 naming {}(); got {}", first.name, verdict(&out)))
+    }
+}
+
+fn one_todo(scratch: &Ctx, m: &Manifest, name: &str) -> Result<String, String> {
+    restore(scratch, m)?;
+    let f = m.function(name).expect("a manifest function");
+    let text = crate::workspace::read(scratch, &f.file)?;
+    let mut text = skeleton::replace_body(m.stage, f, &text, &text, None)?;
+    if f.file == m.crate_root {
+        text = skeleton::add_allow_line(&text);
+    } else {
+        let root = crate::workspace::read(scratch, &m.crate_root)?;
+        crate::workspace::write(scratch, &m.crate_root, &skeleton::add_allow_line(&root))?;
+    }
+    crate::workspace::write(scratch, &f.file, &text)?;
+    let out = exercise(scratch, &["check", &m.stage.to_string()]);
+    let expected = [label(&f.milestone), format!("write:    {name}()")];
+    if out.code == Some(1) && expected.iter().all(|e| out.stdout.contains(e.as_str())) {
+        Ok(String::new())
+    } else {
+        Err(format!("expected check to fail at {} naming {name}(); got {}", f.milestone, verdict(&out)))
+    }
+}
+
+fn page_shaped_loop(ctx: &Ctx, scratch: &Ctx, m: &Manifest) -> Result<String, String> {
+    restore(scratch, m)?;
+    let fixture = ctx.path(PAGE_SHAPED_LOOP);
+    let Ok(text) = fs::read_to_string(&fixture) else {
+        return Err(format!(
+            "{PAGE_SHAPED_LOOP} is missing: the page-shaped loop fixture (a loop that finds events by searching\n\
+             a list, as the page's C does; written with the milestone checks) is needed for this point"
+        ));
+    };
+    crate::workspace::write(scratch, LOOP_FILE, &text)?;
+    let results =
+        check::run_all(scratch, m, None, false).map_err(|e| format!("the page-shaped loop does not build:\n{e}"))?;
+    let mut problems = Vec::new();
+    let mut reuse_failed = Vec::new();
+    for result in &results {
+        if let Some(error) = &result.error {
+            problems.push(format!("{}: {error}", result.prefix));
+        }
+        for name in &result.failed {
+            if result.prefix == "extra" && name.contains("fd_reuse") {
+                reuse_failed.push(name.clone());
+            } else {
+                problems.push(format!("{name} fails with the page-shaped loop: it must accept the page's design"));
+            }
+        }
+    }
+    if reuse_failed.is_empty() {
+        problems.push(
+            "no extra_*fd_reuse* check failed: the page-shaped loop must fail the stale-event fd-reuse check".into(),
+        );
+    } else if let Some(extra) = results.iter().find(|r| r.prefix == "extra")
+        && let Some((_, text)) = &extra.shown
+        && !text.to_lowercase().contains("generation")
+    {
+        problems.push(format!("the fd-reuse failure message does not point to the generation in our token:\n{text}"));
+    }
+    if problems.is_empty() { Ok(format!("(fails only {})", reuse_failed.join(", "))) } else { Err(problems.join("\n")) }
 }

@@ -13,9 +13,9 @@ pub const ALLOW_LINE: &str = "#![allow(unused_imports, dead_code)] // exercise m
 /// Whether a function body is (still) a `todo!()`: it calls `todo!(` or `unimplemented!(`.
 pub fn is_todo(body: &str) -> bool {
     let mask = code_mask(body);
-    ["todo!(", "unimplemented!("]
-        .iter()
-        .any(|needle| body.match_indices(needle).any(|(i, _)| mask[i] && (i == 0 || !body.as_bytes()[i - 1].is_ascii_alphanumeric())))
+    ["todo!(", "unimplemented!("].iter().any(|needle| {
+        body.match_indices(needle).any(|(i, _)| mask[i] && (i == 0 || !body.as_bytes()[i - 1].is_ascii_alphanumeric()))
+    })
 }
 
 /// The text of the `todo!()` for `f`: `not yet implemented: NAME() ...` when reached.
@@ -142,7 +142,12 @@ mod tests {
     fn body_names_the_function_and_section_and_silences_the_parameters() {
         let src = "//! Doc.\nuse x;\n\n/// Doc.\npub fn f(a: u8, _b: u8, mut c: String) -> u8 {\n    a + 1\n}\n";
         let out = replace_body(6, &function("f"), src, src, None).unwrap();
-        assert!(out.contains("    let _ = (&a, &c);\n    todo!(\"f() -- write it: stage 6 page, section \\\"a {{b}} \\\"c\\\"\\\""), "{out}");
+        assert!(
+            out.contains(
+                "    let _ = (&a, &c);\n    todo!(\"f() -- write it: stage 6 page, section \\\"a {{b}} \\\"c\\\"\\\""
+            ),
+            "{out}"
+        );
         assert!(out.ends_with("\n}\n"));
         assert!(is_todo(crate::rust_src::find_fn(&out, "f").unwrap().body(&out)));
         let with_allow = add_allow_line(&out);
