@@ -173,9 +173,14 @@ pub fn stage6_comment(ctx: &Ctx, f: &Function) -> Option<String> {
     let dedent = |text: &str, indent: &str| -> String {
         text.lines().map(|l| l.strip_prefix(indent).unwrap_or(l)).collect::<Vec<_>>().join("\n")
     };
+    let rev = reference_rev(ctx, 6);
+    let reference = show(ctx, &rev, file).ok()?;
+    let ref_span = find_fn(&reference, name)?;
+    // The learner's own: written (no todo!()) and not the reference's text.
     if let Ok(own) = read(ctx, file)
         && let Some(span) = find_fn(&own, name)
         && !is_todo(span.body(&own))
+        && span.text(&own) != ref_span.text(&reference)
     {
         return Some(format!(
             "Your stage 6 {name}() ({file}:{}); the page keeps its logic here:\n\n{}",
@@ -183,15 +188,13 @@ pub fn stage6_comment(ctx: &Ctx, f: &Function) -> Option<String> {
             dedent(span.text(&own), &span.indent)
         ));
     }
-    let rev = reference_rev(ctx, 6);
-    let reference = show(ctx, &rev, file).ok()?;
-    let span = find_fn(&reference, name)?;
+    let span = ref_span;
     if is_todo(span.body(&reference)) {
         return None;
     }
     Some(format!(
-        "Stage 6's {name}() (the reference's: your stage06/src has no {name}() of your own yet);\n\
-         the page keeps its logic here:\n\n{}",
+        "Stage 6's {name}() (the reference's: stage06/src has no {name}() of your own), whose logic\n\
+         the page keeps here:\n\n{}",
         dedent(span.text(&reference), &span.indent)
     ))
 }
