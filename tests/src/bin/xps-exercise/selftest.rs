@@ -47,30 +47,30 @@ pub fn run(ctx: &Ctx, stages: &[u8]) -> Result<u8, String> {
         let mut step = |point: &str, result: Result<String, String>, since: Instant| {
             let secs = since.elapsed().as_secs_f32();
             match result {
-                Ok(note) => println!("  ok    stage {stage} ({point}) {note} [{secs:.1} s]"),
+                Ok(note) => println!("  ok    stage {stage}, {point} {note} [{secs:.1} s]"),
                 Err(e) => {
-                    println!("  FAIL  stage {stage} ({point}) [{secs:.1} s]\n{}", check::indent(&e, "        "));
-                    failures.push(format!("stage {stage} ({point})"));
+                    println!("  FAIL  stage {stage}, {point} [{secs:.1} s]\n{}", check::indent(&e, "        "));
+                    failures.push(format!("stage {stage}, {point}"));
                 }
             }
         };
         let t = Instant::now();
-        step("4) the reference has no todo!() and every learner function", no_todo_in_reference(ctx, &m), t);
+        step("4: the reference has no todo!() and every learner function", no_todo_in_reference(ctx, &m), t);
         let t = Instant::now();
-        step("2) the reference passes every milestone", reference_passes(&scratch, &m), t);
+        step("2: the reference passes every milestone", reference_passes(&scratch, &m), t);
         let t = Instant::now();
-        step("1) the skeleton builds cleanly and check stops at Milestone #1", skeleton_fails_first(&scratch, &m), t);
+        step("1: the skeleton builds cleanly and check stops at Milestone #1", skeleton_fails_first(&scratch, &m), t);
         for f in &m.functions {
             let t = Instant::now();
             step(
-                &format!("3) {}() alone todo!() fails at {}", f.name, f.milestone),
+                &format!("3: {}() alone todo!() fails at {}", f.name, f.milestone),
                 one_todo(&scratch, &m, &f.name),
                 t,
             );
         }
         if stage == 7 {
             let t = Instant::now();
-            step("5) the page-shaped loop passes all but the fd-reuse extra", page_shaped_loop(ctx, &scratch, &m), t);
+            step("5: the page-shaped loop passes all but the fd-reuse extra", page_shaped_loop(ctx, &scratch, &m), t);
         }
         restore(&scratch, &m)?;
     }
