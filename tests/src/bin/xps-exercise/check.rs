@@ -67,7 +67,7 @@ pub fn build(ctx: &Ctx, m: &Manifest) -> Result<(), String> {
 
 /// Runs the checks whose names contain `prefix`.
 pub fn run_milestone(ctx: &Ctx, m: &Manifest, prefix: &str) -> MilestoneResult {
-    let out = ctx.cargo(&["test", "-p", &m.krate, prefix], MILESTONE_LIMIT);
+    let out = ctx.cargo(&["test", "--no-fail-fast", "-p", &m.krate, prefix], MILESTONE_LIMIT);
     parse_test_output(prefix, &out)
 }
 
@@ -105,6 +105,16 @@ pub fn parse_test_output(prefix: &str, out: &Output) -> MilestoneResult {
         }
     }
     blocks.extend(current.take());
+    // Names start with the page's step numbers: the first by name is the earliest step.
+    blocks.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, text) in &mut blocks {
+        // A panic inside the test kit says nothing a learner can use; one in their code does.
+        *text = text
+            .lines()
+            .filter(|l| !(l.starts_with("thread '") && l.contains("panicked at tests/src/")))
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
     result.shown = blocks
         .iter()
         .find(|(_, text)| text.contains("not yet implemented: "))
@@ -200,7 +210,10 @@ pub fn run_all(
 
 /// Indents every line of `text`.
 pub fn indent(text: &str, by: &str) -> String {
-    text.lines().map(|l| if l.is_empty() { String::new() } else { format!("{by}{l}") }).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| if l.is_empty() { by.trim_end().to_string() } else { format!("{by}{l}") })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Prints `check`'s report; returns whether every milestone passed.
@@ -248,10 +261,12 @@ pub fn report(ctx: &Ctx, m: &Manifest, results: &[MilestoneResult]) -> bool {
                     println!("  check:    {check}");
                     println!("{}", indent(&shorten(text, 45), "    | "));
                 }
+                // The functions this milestone checks first, else those of the latest milestone before.
+                let own = m.functions.iter().filter_map(|f| milestone_index(&f.milestone)).filter(|&j| j <= i).max();
                 let mine: Vec<String> = m
                     .functions
                     .iter()
-                    .filter(|f| milestone_index(&f.milestone).is_some_and(|j| j <= i))
+                    .filter(|f| milestone_index(&f.milestone) == own)
                     .map(|f| format!("{}() at {}:{}", f.name, f.file, fn_state(ctx, f).1))
                     .collect();
                 println!("  look at:  the functions this milestone checks:");

@@ -139,6 +139,12 @@ fn failure(message: impl Into<String>) -> Fail {
 }
 
 fn main() -> ExitCode {
+    // Die quietly when the reader of our output goes away (`| head`), as command-line tools do,
+    // instead of panicking on the failed print.
+    // SAFETY: signal() with SIG_DFL installs no handler of ours; it runs before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match dispatch(&args) {
         Ok(code) => ExitCode::from(code),
@@ -417,6 +423,7 @@ fn compare(ctx: &Ctx, m: &Manifest, only: Option<&manifest::Function>) -> Result
         Some(f) => vec![f],
         None => m.functions.iter().collect(),
     };
+    let (mut todo, mut same) = (Vec::new(), Vec::new());
     for f in functions {
         let reference = workspace::show(ctx, &rev, &f.file).map_err(failure)?;
         let ref_span =
@@ -428,25 +435,35 @@ fn compare(ctx: &Ctx, m: &Manifest, only: Option<&manifest::Function>) -> Result
         };
         let (a, b) = (ref_span.text(&reference), span.text(&yours));
         if is_todo(span.body(&yours)) {
-            println!("\n{}(): still todo!()  ({}:{})", f.name, f.file, span.line(&yours));
+            todo.push(format!("{}()", f.name));
         } else if a == b {
-            println!("\n{}(): the same as the reference", f.name);
+            same.push(format!("{}()", f.name));
         } else {
-            println!("\n{}():  ({}:{})", f.name, f.file, span.line(&yours));
+            println!("\n{}()  ({}:{})", f.name, f.file, span.line(&yours));
             let file = format!("{}.rs", f.name);
             std::fs::write(dir.join("reference").join(&file), format!("{a}\n")).map_err(|e| failure(e.to_string()))?;
             std::fs::write(dir.join("yours").join(&file), format!("{b}\n")).map_err(|e| failure(e.to_string()))?;
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            let status = Command::new("git")
+            let color =
+                if std::io::IsTerminal::is_terminal(&std::io::stdout()) { "--color=always" } else { "--no-color" };
+            let out = Command::new("git")
                 .current_dir(&dir)
-                .args(["diff", "--no-index", "--no-prefix", "--"])
+                .args(["diff", "--no-index", "--no-prefix", color, "--"])
                 .arg(format!("reference/{file}"))
                 .arg(format!("yours/{file}"))
-                .status();
-            if let Err(e) = status {
-                return Err(failure(format!("could not run git diff: {e}")));
+                .output()
+                .map_err(|e| failure(format!("could not run git diff: {e}")))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            // The file names say it all; git's own header lines would only add noise.
+            for line in text.lines().skip_while(|l| !l.contains("--- reference/")) {
+                println!("{line}");
             }
         }
+    }
+    if !same.is_empty() {
+        println!("\nThe same as the reference: {}", same.join(", "));
+    }
+    if !todo.is_empty() {
+        println!("\nStill todo!(): {}", todo.join(", "));
     }
     if only.is_none() {
         // Changes outside the learner functions (the allow line aside).
