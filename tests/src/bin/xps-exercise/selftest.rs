@@ -187,6 +187,7 @@ fn no_todo_in_reference(ctx: &Ctx, m: &Manifest) -> Result<String, String> {
             ));
         }
     }
+    problems.extend(hint_names_missing(ctx, m));
     if problems.is_empty() { Ok(format!("({} functions)", m.functions.len())) } else { Err(problems.join("\n")) }
 }
 
@@ -283,4 +284,59 @@ fn page_shaped_loop(ctx: &Ctx, scratch: &Ctx, m: &Manifest) -> Result<String, St
         problems.push(format!("the fd-reuse failure message does not point to the generation in our token:\n{text}"));
     }
     if problems.is_empty() { Ok(format!("(fails only {})", reuse_failed.join(", "))) } else { Err(problems.join("\n")) }
+}
+
+/// The page's own misspellings, quoted by the hints.
+const PAGE_SPELLINGS: [&str; 2] = ["xps_listener_destory", "xps_connection_destory"];
+
+/// Names the hints use (`snake_case_fn(` and `Type::`) that the reference no longer has: hints
+/// must follow the code when it is reshaped.
+fn hint_names_missing(ctx: &Ctx, m: &Manifest) -> Vec<String> {
+    let mut corpus = String::new();
+    for dir in [m.src_dir(), "shared/src".to_string()] {
+        for file in crate::workspace::work_files(ctx, &dir) {
+            corpus.push_str(&fs::read_to_string(ctx.path(&file)).unwrap_or_default());
+        }
+    }
+    let mut missing = Vec::new();
+    for f in &m.functions {
+        for hint in &f.hints {
+            for name in hint_names(hint) {
+                if !corpus.contains(&name) && !PAGE_SPELLINGS.contains(&name.trim_end_matches(['(', ':'])) {
+                    missing.push(format!("hint of {}(): `{name}` is not in {} or shared/src", f.name, m.src_dir()));
+                }
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    missing
+}
+
+/// `snake_case_fn(` (with at least one `_`) and `CamelType::` in `text`.
+fn hint_names(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        if ident(bytes[i]) && (i == 0 || !ident(bytes[i - 1])) {
+            let end = (i..bytes.len()).find(|&j| !ident(bytes[j])).unwrap_or(bytes.len());
+            let word = &text[i..end];
+            let rest = &text[end..];
+            let snake_fn = word.contains('_') && word.bytes().all(|b| !b.is_ascii_uppercase()) && rest.starts_with('(');
+            let type_path = word.as_bytes()[0].is_ascii_uppercase()
+                && word.bytes().any(|b| b.is_ascii_lowercase())
+                && rest.starts_with("::");
+            if snake_fn {
+                names.push(format!("{word}("));
+            } else if type_path {
+                names.push(format!("{word}::"));
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    names
 }
