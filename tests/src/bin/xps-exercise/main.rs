@@ -311,10 +311,12 @@ pub(crate) fn start(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
     let head = ctx.git(&["rev-parse", "--short", "HEAD"]).stdout.trim().to_string();
     write_skeleton(ctx, m, "HEAD", None)?;
     println!("Stage {n} is now a skeleton: {} functions are todo!() in {src}:", m.functions.len());
+    let (name_w, place_w) = widths(ctx, m);
     for f in &m.functions {
         let (_, line) = fn_state(ctx, f);
-        let from6 = if f.stage6.is_some() { "   (stage 6 code in a comment above)" } else { "" };
-        println!("  {:<32} {}:{line:<5} {}{from6}", format!("{}()", f.name), f.file, f.milestone);
+        let from6 = if f.stage6.is_some() { "  (your stage 6 code in a comment above)" } else { "" };
+        let place = format!("{}:{line}", f.file);
+        println!("  {:<name_w$} {place:<place_w$} {}{from6}", format!("{}()", f.name), f.milestone);
     }
     println!();
     println!(
@@ -554,6 +556,7 @@ fn status(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
     }
     println!();
     println!("Functions:");
+    let (name_w, place_w) = widths(ctx, m);
     for f in &m.functions {
         let (state, line) = fn_state(ctx, f);
         let state = match state {
@@ -561,7 +564,8 @@ fn status(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
             FnState::Written => "written",
             FnState::Missing => "MISSING",
         };
-        println!("  {state:<8} {:<32} {}:{line:<5} {}", format!("{}()", f.name), f.file, f.milestone);
+        let place = format!("{}:{line}", f.file);
+        println!("  {state:<8} {:<name_w$} {place:<place_w$} {}", format!("{}()", f.name), f.milestone);
     }
     println!();
     println!("Milestones:");
@@ -589,4 +593,11 @@ fn status(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
     println!();
     println!("Next step: scripts/exercise.sh check {n}");
     Ok(0)
+}
+
+/// Column widths for a table of `m`'s functions: `name()` and `file:line`.
+fn widths(ctx: &Ctx, m: &Manifest) -> (usize, usize) {
+    let name = m.functions.iter().map(|f| f.name.len() + 2).max().unwrap_or(0);
+    let place = m.functions.iter().map(|f| f.file.len() + 1 + fn_state(ctx, f).1.to_string().len()).max().unwrap_or(0);
+    (name, place)
 }
