@@ -314,7 +314,7 @@ pub(crate) fn start(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
     let (name_w, place_w) = widths(ctx, m);
     for f in &m.functions {
         let (_, line) = fn_state(ctx, f);
-        let from6 = if f.stage6.is_some() { "  (your stage 6 code in a comment above)" } else { "" };
+        let from6 = if f.stage6.is_some() { "  (stage 6 code for it in a comment above)" } else { "" };
         let place = format!("{}:{line}", f.file);
         println!("  {:<name_w$} {place:<place_w$} {}{from6}", format!("{}()", f.name), f.milestone);
     }
