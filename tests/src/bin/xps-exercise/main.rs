@@ -340,10 +340,10 @@ fn write_skeleton(ctx: &Ctx, m: &Manifest, rev: &str, only: Option<&manifest::Fu
             let mut text =
                 skeleton::replace_body(m.stage, f, &current, &reference, comment(f).as_deref()).map_err(failure)?;
             if f.file == m.crate_root {
-                text = skeleton::add_allow_line(&text);
+                text = skeleton::add_allow_line(&text, m.stage);
             } else {
                 let root = workspace::read(ctx, &m.crate_root).map_err(failure)?;
-                workspace::write(ctx, &m.crate_root, &skeleton::add_allow_line(&root)).map_err(failure)?;
+                workspace::write(ctx, &m.crate_root, &skeleton::add_allow_line(&root, m.stage)).map_err(failure)?;
             }
             workspace::write(ctx, &f.file, &text).map_err(failure)
         }

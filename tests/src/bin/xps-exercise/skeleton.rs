@@ -4,11 +4,24 @@
 use crate::manifest::{Function, Manifest};
 use crate::rust_src::{FnSpan, code_mask, find_fn};
 
-/// The one line `start` adds to the crate root. The skeleton's `todo!()` bodies leave imports
-/// and helpers unused; one crate-level line silences that for the whole stage, where the
-/// alternatives would touch every file's imports (and so every `git diff`) or change the
-/// stage's Cargo.toml. `solution` removes it and `compare` ignores it.
-pub const ALLOW_LINE: &str = "#![allow(unused_imports, dead_code)] // exercise mode: todo!() bodies leave these unused; `scripts/exercise.sh solution N` removes this line";
+/// The one line `start` adds to the crate root (see [`allow_line`]); this is how it begins.
+/// The skeleton's `todo!()` bodies leave imports and helpers unused; one crate-level line
+/// silences that for the whole stage, where the alternatives would touch every file's imports
+/// (and so every `git diff`) or change the stage's Cargo.toml. `solution` removes it and
+/// `compare` ignores it.
+pub const ALLOW_PREFIX: &str = "#![allow(unused_imports, dead_code)] // exercise mode:";
+
+/// The allow line for `stage`.
+pub fn allow_line(stage: u8) -> String {
+    format!(
+        "{ALLOW_PREFIX} todo!() bodies leave these unused; `scripts/exercise.sh solution {stage}` removes this line"
+    )
+}
+
+/// Whether `line` is an allow line `start` added.
+pub fn is_allow_line(line: &str) -> bool {
+    line.trim_start().starts_with(ALLOW_PREFIX)
+}
 
 /// Whether a function body is (still) a `todo!()`: it calls `todo!(` or `unimplemented!(`.
 pub fn is_todo(body: &str) -> bool {
@@ -89,9 +102,9 @@ pub fn replace_body(
     Ok(format!("{}{}{}", &src[..span.body_open], body, &src[span.body_close + 1..]))
 }
 
-/// Adds [`ALLOW_LINE`] after the crate root's leading `//!` docs (once).
-pub fn add_allow_line(src: &str) -> String {
-    if src.lines().any(|l| l.trim() == ALLOW_LINE) {
+/// Adds the allow line after the crate root's leading `//!` docs (once).
+pub fn add_allow_line(src: &str, stage: u8) -> String {
+    if src.lines().any(is_allow_line) {
         return src.to_string();
     }
     let mut offset = 0;
@@ -103,12 +116,12 @@ pub fn add_allow_line(src: &str) -> String {
             break;
         }
     }
-    format!("{}{ALLOW_LINE}\n{}", &src[..offset], &src[offset..])
+    format!("{}{}\n{}", &src[..offset], allow_line(stage), &src[offset..])
 }
 
-/// `src` without [`ALLOW_LINE`].
+/// `src` without the allow line.
 pub fn remove_allow_line(src: &str) -> String {
-    src.split_inclusive('\n').filter(|l| l.trim() != ALLOW_LINE).collect()
+    src.split_inclusive('\n').filter(|l| !is_allow_line(l)).collect()
 }
 
 /// The whole skeleton of one file of `manifest`: every learner function of `file` replaced,
@@ -125,7 +138,7 @@ pub fn skeleton_file(
         text = replace_body(manifest.stage, f, &text, reference, comment.as_deref())?;
     }
     if file == manifest.crate_root {
-        text = add_allow_line(&text);
+        text = add_allow_line(&text, manifest.stage);
     }
     Ok(text)
 }
@@ -150,8 +163,8 @@ mod tests {
         );
         assert!(out.ends_with("\n}\n"));
         assert!(is_todo(crate::rust_src::find_fn(&out, "f").unwrap().body(&out)));
-        let with_allow = add_allow_line(&out);
-        assert!(with_allow.starts_with(&format!("//! Doc.\n{ALLOW_LINE}\nuse x;")));
+        let with_allow = add_allow_line(&out, 6);
+        assert!(with_allow.starts_with(&format!("//! Doc.\n{}\nuse x;", allow_line(6))));
         assert_eq!(remove_allow_line(&with_allow), out);
     }
 
