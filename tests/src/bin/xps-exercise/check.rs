@@ -44,12 +44,20 @@ pub fn build(ctx: &Ctx, m: &Manifest) -> Result<(), String> {
     if out.timed_out {
         return Err(format!("the build took longer than {} s and was stopped", BUILD_LIMIT.as_secs()));
     }
-    let blocks: Vec<&str> = out
+    // cargo's progress lines aside, the compiler's diagnostics are blocks between blank lines.
+    let stderr: String = out
         .stderr
-        .split("\n\n")
-        .map(|b| b.trim_matches('\n'))
-        .filter(|b| b.trim_start().starts_with("error"))
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !["Compiling ", "Checking ", "Finished ", "Blocking ", "warning: build failed"]
+                .iter()
+                .any(|p| t.starts_with(p))
+        })
+        .map(|l| format!("{l}\n"))
         .collect();
+    let blocks: Vec<&str> =
+        stderr.split("\n\n").map(|b| b.trim_matches('\n')).filter(|b| b.trim_start().starts_with("error")).collect();
     if blocks.is_empty() {
         return Err(tail(&out.stderr, 30));
     }
@@ -238,7 +246,8 @@ pub fn report(ctx: &Ctx, m: &Manifest, results: &[MilestoneResult]) -> bool {
             Some((name, why)) => {
                 let f = m.function(&name).expect("culprit is a manifest function");
                 let (_, line) = fn_state(ctx, f);
-                println!("  write:    {name}()  at {}:{line}  ({why})", f.file);
+                let verb = if why.starts_with("still todo") { "write:" } else { "fix:" };
+                println!("  {verb:<9} {name}()  at {}:{line}  ({why})", f.file);
                 println!("  read:     the page ({}), section \"{}\"", m.page, f.section);
                 if let Some((check, text)) = &result.shown {
                     println!("  check:    {check}");
