@@ -192,8 +192,7 @@ impl Server {
                 break;
             }
             if let Some(status) = server.try_exit_status() {
-                let waiting_for: Vec<String> =
-                    ports.iter().filter(|p| !seen.contains(p)).map(u16::to_string).collect();
+                let waiting_for: Vec<String> = ports.iter().filter(|p| !seen.contains(p)).map(u16::to_string).collect();
                 let mut failure =
                     Failure::new(format!("{} exited before listening on port {}", server.name, waiting_for.join(" ")))
                         .detail("status", describe_status(Some(status)));
@@ -223,7 +222,9 @@ impl Server {
             } else {
                 failure.detail("listening", format!("on {} instead", elsewhere.join(", ")))
             };
-            return Err(failure.hint("does the server listen on the stage's ports when started like this?").log_of(&server));
+            return Err(failure
+                .hint("does the server listen on the stage's ports when started like this?")
+                .log_of(&server));
         }
         let missing: Vec<u16> = ports.iter().copied().filter(|p| !seen.contains(p)).collect();
         server.ports = ports.iter().copied().filter(|p| seen.contains(p)).collect();
@@ -448,13 +449,18 @@ impl Server {
     pub fn listening(&self) -> Vec<Listening> {
         let pgid = self.child.id() as libc::pid_t;
         let inodes = socket_inodes(|pid, stat| pid == pgid || stat_pgrp(stat) == Some(pgid));
-        listening_sockets().into_iter().filter(|(_, inode)| inodes.contains_key(inode)).map(|(addr, inode)| Listening { addr, owner: inodes.get(&inode).cloned() }).collect()
+        listening_sockets()
+            .into_iter()
+            .filter(|(_, inode)| inodes.contains_key(inode))
+            .map(|(addr, inode)| Listening { addr, owner: inodes.get(&inode).cloned() })
+            .collect()
     }
 
     /// Every TCP socket listening on `port` on this machine, with its owner where `/proc` tells
     /// (processes of other users are not shown).
     pub fn listeners_on(port: u16) -> Vec<Listening> {
-        let on_port: Vec<(SocketAddr, u64)> = listening_sockets().into_iter().filter(|(a, _)| a.port() == port).collect();
+        let on_port: Vec<(SocketAddr, u64)> =
+            listening_sockets().into_iter().filter(|(a, _)| a.port() == port).collect();
         if on_port.is_empty() {
             return Vec::new();
         }
@@ -482,6 +488,12 @@ impl Server {
     /// `exited with status 1`, `killed by signal 11 (SIGSEGV: ...)`, or `still running`.
     pub fn describe_status(status: Option<ExitStatus>) -> String {
         describe_status(status)
+    }
+
+    /// Whether `status` says the program crashed (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL,
+    /// SIGPIPE, or a shell's 128 + one of them): what a sanitizer can explain.
+    pub fn crashed(status: ExitStatus) -> bool {
+        crashed(status)
     }
 }
 
@@ -558,8 +570,11 @@ fn socket_inodes(keep: impl Fn(libc::pid_t, &str) -> bool) -> std::collections::
 pub(crate) fn process_command(pid: u32) -> String {
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
         Ok(bytes) if !bytes.is_empty() => {
-            let words: Vec<String> =
-                bytes.split(|&b| b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+            let words: Vec<String> = bytes
+                .split(|&b| b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
             words.join(" ")
         }
         _ => "?".into(),
@@ -653,12 +668,41 @@ fn shorten(line: &str) -> String {
     if line.chars().count() > 160 { format!("{}...", line.chars().take(157).collect::<String>()) } else { line.into() }
 }
 
+/// The name of a signal that ends a crashing program.
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => return None,
+    })
+}
+
+/// Whether `status` says the program crashed: killed by a signal such as SIGSEGV or SIGABRT
+/// (or a shell's exit status 128 + that signal).
+pub(crate) fn crashed(status: ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code > 128 && signal_name(code - 128).is_some(),
+        (None, Some(sig)) => signal_name(sig).is_some(),
+        _ => false,
+    }
+}
+
 /// `exited with status 1`, `killed by signal 11 (SIGSEGV: ...)`, or `still running`.
 pub(crate) fn describe_status(status: Option<ExitStatus>) -> String {
     use std::os::unix::process::ExitStatusExt;
     match status {
         None => "still running".into(),
         Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) if code > 128 && signal_name(code - 128).is_some() => format!(
+                "exited with status {code} (128 + {}: a shell saying that the server was killed by {})",
+                code - 128,
+                signal_name(code - 128).unwrap_or_default()
+            ),
             (Some(code), _) => format!("exited with status {code}"),
             (None, Some(sig)) => {
                 let name = match sig {

@@ -274,6 +274,7 @@ fn main() -> ExitCode {
         eprintln!("{PROGRAM}: {message}");
         return ExitCode::from(tool::EXIT_USAGE);
     }
+    close_inherited_fds_on_exec();
     stop_servers_on_signals();
 
     let mut run = Run::new(&config);
@@ -360,6 +361,24 @@ fn server_name(command: &[String]) -> String {
         }
     }
     command.first().map_or("server".into(), |c| base(c))
+}
+
+/// Marks every descriptor this program inherited (beyond stdin, stdout, stderr) close-on-exec:
+/// it keeps them (check-build.sh's lock on fd 9 stays held for as long as it runs), but the
+/// servers it starts do not inherit them, so a server can never hold the lock.
+fn close_inherited_fds_on_exec() {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return };
+    let fds: Vec<libc::c_int> = fds.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    for fd in fds.into_iter().filter(|&fd| fd > 2) {
+        // SAFETY: fcntl() takes no pointers; on a descriptor that is not open (the one read_dir
+        // used, closed since) it fails with EBADF, which is harmless.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in every thread and waits for them on one thread of its
@@ -502,24 +521,36 @@ impl<'a> Run<'a> {
             let (mut server, missing) = match self.start(ports) {
                 Ok(started) => started,
                 Err(text) => {
-                    self.record("workspace", entry.name, started, Outcome::Fail(format!("the server did not start\n{text}")));
+                    self.record(
+                        "workspace",
+                        entry.name,
+                        started,
+                        Outcome::Fail(format!("the server did not start\n{text}")),
+                    );
                     self.not_run += entries.len() - i - 1;
                     println!();
-                    println!("({} more of this workspace's checks not run: the server did not start)", entries.len() - i - 1);
+                    println!(
+                        "({} more of this workspace's checks not run: the server did not start)",
+                        entries.len() - i - 1
+                    );
                     return;
                 }
             };
             if i == 0 && !missing.is_empty() {
-                println!("      note: {} does not listen on port {}: the checks that need it fail", self.name, join(&missing));
+                println!(
+                    "      note: {} does not listen on port {}: the checks that need it fail",
+                    self.name,
+                    join(&missing)
+                );
             }
             let result = guarded(entry.name, || (entry.check)(&server));
             let result = match result {
-                Ok(()) if !missing.is_empty() && (entry.name.contains("each_port") || entry.name.contains("every_port")) => Err(missing_ports_text(
-                    &self.name,
-                    &missing,
-                    ports,
-                    self.config.stage,
-                )),
+                Ok(())
+                    if !missing.is_empty()
+                        && (entry.name.contains("each_port") || entry.name.contains("every_port")) =>
+                {
+                    Err(missing_ports_text(&self.name, &missing, ports, self.config.stage))
+                }
                 other => other,
             };
             let outcome = self.conclude(&mut server, result);
@@ -535,20 +566,20 @@ impl<'a> Run<'a> {
         let crash = server.crash_lines();
         let mut text = String::new();
         if let Some(status) = died {
-            text.push_str(&format!(
-                "{} died during the check: {}\n",
-                self.name,
-                Server::describe_status(Some(status))
-            ));
+            text.push_str(&format!("{} died during the check: {}\n", self.name, Server::describe_status(Some(status))));
         }
         if !crash.is_empty() {
-            text.push_str(if died.is_some() { "  what it printed as it crashed:\n" } else { "the server reported a memory error or crash:\n" });
+            text.push_str(if died.is_some() {
+                "  what it printed as it crashed:\n"
+            } else {
+                "the server reported a memory error or crash:\n"
+            });
             for line in &crash {
                 text.push_str(&format!("  | {line}\n"));
             }
         }
         if died.is_some() || !crash.is_empty() {
-            if died.is_some_and(|s| !matches!(s.code(), Some(_))) || !crash.is_empty() {
+            if died.is_some_and(Server::crashed) || !crash.is_empty() {
                 text.push_str(&format!("  look at:  {SANITIZER_HINT}\n"));
             } else {
                 text.push_str("  look at:  the server must keep running whatever a client does; the output below says why it stopped\n");
@@ -575,7 +606,9 @@ impl<'a> Run<'a> {
     /// The course tester's checks, as it runs them.
     fn tester_checks(&mut self) {
         println!();
-        println!("== the course's tester (stages 6 and 7: ports 8001-8004, 0.0.0.0; its checks exactly as it runs them)");
+        println!(
+            "== the course's tester (stages 6 and 7: ports 8001-8004, 0.0.0.0; its checks exactly as it runs them)"
+        );
         let names = TESTER_CASES;
 
         // The server the tester starts once, for checks 1 and 2.
@@ -593,11 +626,17 @@ impl<'a> Run<'a> {
             }
         };
         if !missing.is_empty() {
-            println!("      note: {} does not listen on port {}: the tester's check 1 needs it", self.name, join(&missing));
+            println!(
+                "      note: {} does not listen on port {}: the tester's check 1 needs it",
+                self.name,
+                join(&missing)
+            );
         }
         let address = self.judge_address(&server);
         if address.is_err() {
-            println!("      note: the checks below connect over loopback and may pass; the tester's connections would be refused");
+            println!(
+                "      note: the checks below connect over loopback and may pass; the tester's connections would be refused"
+            );
         }
         if let Err(why) = &address {
             self.tester_fails.push(why.lines().next().unwrap_or_default().to_string());
@@ -621,7 +660,14 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        let result = if failures.is_empty() { Ok(()) } else { Err(failures.join("\n")) };
+        // The server's output once, after the last port's failure.
+        let last = failures.len().saturating_sub(1);
+        for failure in &mut failures[..last] {
+            if let Some(cut) = failure.find("server output (last lines):") {
+                failure.truncate(cut);
+            }
+        }
+        let result = if failures.is_empty() { Ok(()) } else { Err(failures.join("")) };
         let dead = server.wait_exit(Duration::ZERO).is_some();
         let outcome = if dead { self.conclude(&mut server, result) } else { plain(result) };
         self.tester_verdict(1, &outcome, &missing);
@@ -637,7 +683,12 @@ impl<'a> Run<'a> {
                 Ok((fresh, _)) => server = fresh,
                 Err(text) => {
                     self.tester_fails.push("check 2: the server did not restart".into());
-                    self.record("tester", names[2].0, started, Outcome::Fail(format!("the server did not start\n{text}")));
+                    self.record(
+                        "tester",
+                        names[2].0,
+                        started,
+                        Outcome::Fail(format!("the server did not start\n{text}")),
+                    );
                     self.not_run += 1;
                     return;
                 }
@@ -759,7 +810,10 @@ impl<'a> Run<'a> {
             self.cases.len() + self.not_run,
             self.not_run
         ));
-        xml.push_str(&format!("  <properties><property name=\"command\" value=\"{}\"/></properties>\n", xml_escape(&self.config.command.join(" "))));
+        xml.push_str(&format!(
+            "  <properties><property name=\"command\" value=\"{}\"/></properties>\n",
+            xml_escape(&self.config.command.join(" "))
+        ));
         for case in &self.cases {
             let head = format!(
                 "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
@@ -833,7 +887,9 @@ fn missing_ports_text(name: &str, missing: &[u16], wanted: &[u16], stage: u8) ->
              `cargo run -p stage06 -- 8001 8002 8003 8004`)\n",
         );
     } else {
-        text.push_str("  look at:  does the server create a listener on every port? the tester starts it with no arguments\n");
+        text.push_str(
+            "  look at:  does the server create a listener on every port? the tester starts it with no arguments\n",
+        );
     }
     text
 }
