@@ -645,7 +645,10 @@ fn crash_lines_of(text: &str) -> Vec<String> {
             found.push(shorten(line));
             // The first frame after it that is in the program's own code.
             if let Some(frame) = lines[i + 1..].iter().take(40).map(|l| l.trim()).find(|l| is_own_frame(l)) {
-                found.push(format!("  {}", shorten(frame)));
+                let frame = format!("  {}", shorten(frame));
+                if !found.contains(&frame) {
+                    found.push(frame);
+                }
             }
         }
         i += 1;

@@ -579,14 +579,36 @@ impl<'a> Run<'a> {
             }
         }
         if died.is_some() || !crash.is_empty() {
-            if died.is_some_and(Server::crashed) || !crash.is_empty() {
-                text.push_str(&format!("  look at:  {SANITIZER_HINT}\n"));
-            } else {
-                text.push_str("  look at:  the server must keep running whatever a client does; the output below says why it stopped\n");
+            let sanitized = crash.iter().any(|l| l.contains("Sanitizer") || l.contains("runtime error:"));
+            let own_frame = crash.iter().find(|l| l.starts_with("  ")).map(|l| l.trim().to_string());
+            match (sanitized, own_frame) {
+                (true, Some(frame)) => text.push_str(&format!(
+                    "  look at:  the sanitizer names the line: the first frame in your own code, `{frame}`\n"
+                )),
+                (true, None) => text.push_str(
+                    "  look at:  the sanitizer's report below; build with -g so that it names files and lines\n",
+                ),
+                (false, _) if died.is_some_and(Server::crashed) || !crash.is_empty() => {
+                    text.push_str(&format!("  look at:  {SANITIZER_HINT}\n"))
+                }
+                (false, _) => text.push_str(
+                    "  look at:  the server must keep running whatever a client does; the output below says why it stopped\n",
+                ),
             }
+            let output = format!("server output (last lines):\n{}", indent(&output_before_report(server)));
             match &result {
-                Err(failure) => text.push_str(&format!("what the clients saw:\n{failure}")),
-                Ok(()) => text.push_str(&format!("server output (last lines):\n{}", indent(&server.log_tail(15)))),
+                Err(failure) => {
+                    // The clients' side, without its own guesses (the death explains it) and with
+                    // the server's output before any sanitizer report, not the report's tail.
+                    let cut = failure.find("server output (last lines):").unwrap_or(failure.len());
+                    let seen: String = failure[..cut]
+                        .lines()
+                        .filter(|l| !l.trim_start().starts_with("look at:"))
+                        .map(|l| format!("{l}\n"))
+                        .collect();
+                    text.push_str(&format!("what the clients saw:\n{seen}{output}"));
+                }
+                Ok(()) => text.push_str(&output),
             }
             return Outcome::Fail(text);
         }
@@ -871,6 +893,24 @@ fn guarded(name: &str, check: impl FnOnce() -> Result<(), Failure>) -> Result<()
             Err(format!("the check panicked: {message}\n"))
         }
     }
+}
+
+/// The server's last 12 lines of output before a sanitizer's or Valgrind's report began (its
+/// tail is a memory map, useless here; the report's key lines are shown on their own).
+fn output_before_report(server: &Server) -> String {
+    let all = server.log_tail(400);
+    let lines: Vec<&str> = all.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| {
+            l.contains("ERROR: AddressSanitizer")
+                || l.contains("ERROR: LeakSanitizer")
+                || l.contains("runtime error:")
+                || l.contains("Invalid read of size")
+                || l.contains("Invalid write of size")
+        })
+        .unwrap_or(lines.len());
+    lines[start.saturating_sub(12)..start].iter().map(|l| format!("{l}\n")).collect()
 }
 
 fn plain(result: Result<(), String>) -> Outcome {
