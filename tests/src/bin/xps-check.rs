@@ -616,6 +616,12 @@ impl<'a> Run<'a> {
             Ok(()) => Outcome::Pass,
             Err(failure) => {
                 let stray = failure.contains(" extra byte") && failure.contains("\\x00");
+                if failure.contains("received: \"\\x00") && !stray {
+                    return Outcome::Fail(format!(
+                        "{failure}  also:     the reply starts with a \\x00 left over after the previous reply: \
+                         are you sending strlen+1? (nothing_comes_after_a_reply checks this on its own)\n"
+                    ));
+                }
                 if stray && !failure.contains("fsanitize") {
                     Outcome::Fail(format!("{failure}  also:     {SANITIZER_HINT}\n"))
                 } else {
@@ -671,14 +677,19 @@ impl<'a> Run<'a> {
         let mut failures = Vec::new();
         for port in TESTER_PORTS {
             if missing.contains(&port) {
+                println!("      port {port}: not listening");
                 failures.push(missing_ports_text(&self.name, &[port], &TESTER_PORTS, self.config.stage));
                 continue;
             }
             let seed = self.seed;
-            if let Err(text) = guarded("tester check 1", || checks::tester_check_1_on_port(&server, port, seed)) {
-                failures.push(format!("port {port}: {text}"));
-                if server.wait_exit(Duration::from_millis(500)).is_some() {
-                    break;
+            match guarded("tester check 1", || checks::tester_check_1_on_port(&server, port, seed)) {
+                Ok(()) => println!("      port {port}: 1000 strings, every reply right"),
+                Err(text) => {
+                    println!("      port {port}: failed");
+                    failures.push(format!("port {port}: {text}"));
+                    if server.wait_exit(Duration::from_millis(500)).is_some() {
+                        break;
+                    }
                 }
             }
         }
