@@ -132,7 +132,7 @@ impl Server {
 
     /// Starts `cmd` and waits until it has logged `n_ports` listening lines.
     pub fn spawn(cmd: Command, n_ports: usize) -> Result<Server, Failure> {
-        let mut server = Server::spawn_unready(cmd)?;
+        let mut server = Server::spawn_unready(cmd, None)?;
         let deadline = Instant::now() + START_TIMEOUT;
         let (lock, cond) = &*server.output;
         let mut out = lock.lock().unwrap();
@@ -173,10 +173,7 @@ impl Server {
     /// a server that forgot one port is told so at once.
     pub fn spawn_listening(cmd: Command, ports: &[u16], name: Option<&str>) -> Result<(Server, Vec<u16>), Failure> {
         const SETTLE: Duration = Duration::from_secs(1);
-        let mut server = Server::spawn_unready(cmd)?;
-        if let Some(name) = name {
-            server.name = name.to_string();
-        }
+        let mut server = Server::spawn_unready(cmd, name)?;
         let deadline = Instant::now() + START_TIMEOUT;
         let mut last_new = Instant::now();
         let mut seen: Vec<u16> = Vec::new();
@@ -231,10 +228,13 @@ impl Server {
         Ok((server, missing))
     }
 
-    fn spawn_unready(mut cmd: Command) -> Result<Server, Failure> {
-        let name = std::path::Path::new(cmd.get_program())
-            .file_name()
-            .map_or_else(|| "server".to_string(), |n| n.to_string_lossy().into_owned());
+    /// Starts `cmd` in a process group of its own, named `name` (default: the program's file name).
+    fn spawn_unready(mut cmd: Command, name: Option<&str>) -> Result<Server, Failure> {
+        let name = name.map(str::to_string).unwrap_or_else(|| {
+            std::path::Path::new(cmd.get_program())
+                .file_name()
+                .map_or_else(|| "server".to_string(), |n| n.to_string_lossy().into_owned())
+        });
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // SAFETY: the closure runs in the child between fork and exec and only calls setpgid(),
         // prctl() and sigprocmask() with a local signal set, all async-signal-safe; it touches
