@@ -430,7 +430,8 @@ struct Run<'a> {
     config: &'a Config,
     name: String,
     cases: Vec<Case>,
-    not_run: usize,
+    /// The checks not run (the server did not start), by name.
+    not_run: Vec<&'static str>,
     /// Why the tester would fail the build, one reason per line.
     tester_fails: Vec<String>,
     seed: u64,
@@ -442,7 +443,7 @@ impl<'a> Run<'a> {
             config,
             name: server_name(&config.command),
             cases: Vec::new(),
-            not_run: 0,
+            not_run: Vec::new(),
             tester_fails: Vec::new(),
             seed: Rng::seed_from_time(),
         }
@@ -477,7 +478,7 @@ impl<'a> Run<'a> {
 
     fn announce(&self, name: &str, expects: &str) {
         println!();
-        println!("[{}/{}] {name}", self.cases.len() + self.not_run + 1, self.total());
+        println!("[{}/{}] {name}", self.cases.len() + self.not_run.len() + 1, self.total());
         println!("      expects: {expects}");
     }
 
@@ -527,7 +528,7 @@ impl<'a> Run<'a> {
                         started,
                         Outcome::Fail(format!("the server did not start\n{text}")),
                     );
-                    self.not_run += entries.len() - i - 1;
+                    self.not_run.extend(entries[i + 1..].iter().map(|e| e.name));
                     println!();
                     println!(
                         "({} more of this workspace's checks not run: the server did not start)",
@@ -646,7 +647,7 @@ impl<'a> Run<'a> {
             Ok(started) => started,
             Err(text) => {
                 self.record("tester", names[0].0, started, Outcome::Fail(format!("the server did not start\n{text}")));
-                self.not_run += 3;
+                self.not_run.extend(names[1..].iter().map(|(name, _)| *name));
                 println!();
                 println!("(the tester's 3 checks not run: the server did not start)");
                 self.tester_fails.push(format!("{} does not start listening on ports 8001-8004", self.name));
@@ -702,7 +703,23 @@ impl<'a> Run<'a> {
         }
         let result = if failures.is_empty() { Ok(()) } else { Err(failures.join("")) };
         let dead = server.wait_exit(Duration::ZERO).is_some();
-        let outcome = if dead { self.conclude(&mut server, result) } else { plain(result) };
+        let crash = if dead { Vec::new() } else { server.crash_lines() };
+        let outcome = if dead {
+            self.conclude(&mut server, result)
+        } else if !crash.is_empty() {
+            // A memory error Valgrind reported without stopping the server: check 2 still runs on it.
+            let mut text = String::from("the server reported a memory error or crash:\n");
+            for line in &crash {
+                text.push_str(&format!("  | {line}\n"));
+            }
+            text.push_str(&format!("  look at:  {SANITIZER_HINT}\n"));
+            if let Err(failure) = result {
+                text.push_str(&format!("what the clients saw:\n{failure}"));
+            }
+            Outcome::Fail(text)
+        } else {
+            plain(result)
+        };
         self.tester_verdict(1, &outcome, &missing);
         self.record("tester", names[1].0, started, outcome);
 
@@ -722,7 +739,7 @@ impl<'a> Run<'a> {
                         started,
                         Outcome::Fail(format!("the server did not start\n{text}")),
                     );
-                    self.not_run += 1;
+                    self.not_run.push(names[3].0);
                     return;
                 }
             }
@@ -824,12 +841,12 @@ impl<'a> Run<'a> {
                 Err(e) => eprintln!("{PROGRAM}: cannot write the JUnit report {path}: {e}"),
             }
         }
-        if self.not_run > 0 {
-            println!("{passed} passed, {failed} failed, {} not run", self.not_run);
+        if !self.not_run.is_empty() {
+            println!("{passed} passed, {failed} failed, {} not run", self.not_run.len());
         } else {
             println!("{passed} passed, {failed} failed");
         }
-        if failed == 0 && self.not_run == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        if failed == 0 && self.not_run.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
     }
 
     /// The results as JUnit XML: one test case per check, the failure text as in the terminal.
@@ -840,8 +857,8 @@ impl<'a> Run<'a> {
         xml.push_str(&format!(
             "<testsuite name=\"xps-check stage {}\" tests=\"{}\" failures=\"{failed}\" skipped=\"{}\" time=\"{total:.3}\">\n",
             self.config.stage,
-            self.cases.len() + self.not_run,
-            self.not_run
+            self.cases.len() + self.not_run.len(),
+            self.not_run.len()
         ));
         xml.push_str(&format!(
             "  <properties><property name=\"command\" value=\"{}\"/></properties>\n",
@@ -866,10 +883,9 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        if self.not_run > 0 {
+        for name in &self.not_run {
             xml.push_str(&format!(
-                "  <testcase classname=\"xps-check\" name=\"not_run\"><skipped message=\"{} checks not run: the server did not start\"/></testcase>\n",
-                self.not_run
+                "  <testcase classname=\"not_run\" name=\"{name}\"><skipped message=\"not run: the server did not start\"/></testcase>\n"
             ));
         }
         xml.push_str("</testsuite>\n");
