@@ -34,7 +34,7 @@ Do the course yourself: turn a stage into a skeleton whose functions are todo!()
 milestone checks tell you what to write next. STAGE is 6 or 7.
 
 Commands:
-  start STAGE                    turn STAGEs code into the skeleton (your tree must be clean)
+  start STAGE                    turn STAGE's code into the skeleton (its folder must be clean)
   check STAGE                    run the milestones in the page's order; show the next step
   hint STAGE FUNCTION [LEVEL]    hints for FUNCTION: 1 the page, 2 the steps in Rust, 3 the code
   compare STAGE [FUNCTION]       your code against the reference
