@@ -4,6 +4,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,7 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
         }
     };
     let pgid = child.id() as i32;
+    CHILD_GROUP.store(pgid, Ordering::SeqCst);
     let readers: Vec<_> = [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
@@ -111,6 +113,7 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     // Whatever the command left running in its group (a server a test did not stop) would
     // keep the pipes open: end them too.
     kill_group(pgid);
+    CHILD_GROUP.store(0, Ordering::SeqCst);
     let mut texts = readers.into_iter().map(|r| r.join().unwrap_or_default());
     Output {
         code: status.and_then(|s| s.code()),
@@ -125,5 +128,35 @@ fn kill_group(pgid: i32) {
     // child (process_group(0) makes its id the group id), so nothing else is signalled.
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// The process group of the command running now (0: none). The child runs in a group of its
+/// own so that a timeout can end everything it started; the terminal's Ctrl+C then no longer
+/// reaches it, so [`on_interrupt`] passes it on.
+static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_interrupt(signal: libc::c_int) {
+    let pgid = CHILD_GROUP.load(Ordering::SeqCst);
+    if pgid > 0 {
+        kill_group(pgid);
+    }
+    // SAFETY: signal() and raise() are async-signal-safe; with the default action restored,
+    // raise() ends this process as the signal would have.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+}
+
+/// Makes Ctrl+C (and SIGTERM, SIGHUP) end the running command's whole process group too, not
+/// only this program, so that no cargo or test server is left running behind it.
+pub fn forward_interrupts() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only reads an atomic and calls async-signal-safe functions
+        // (kill, signal, raise); it is installed before any thread starts.
+        unsafe {
+            libc::signal(signal, on_interrupt as *const () as libc::sighandler_t);
+        }
     }
 }
