@@ -214,6 +214,12 @@ fn dispatch(args: &[String]) -> Result<u8, Fail> {
         }
         None => None,
     };
+    let level = match (command.as_str(), rest.get(2).map(String::as_str)) {
+        (_, None | Some("1")) => 1,
+        ("hint", Some("2")) => 2,
+        ("hint", Some("3")) => 3,
+        (_, Some(other)) => return Err(usage(format!("unknown hint level '{other}': 1, 2 or 3"))),
+    };
     if !workspace::is_git(&ctx) {
         return Err(usage(format!(
             "{} is not a git clone: the exercise mode keeps the reference in git",
@@ -223,15 +229,7 @@ fn dispatch(args: &[String]) -> Result<u8, Fail> {
     match command.as_str() {
         "start" => start(&ctx, &m),
         "check" => check(&ctx, &m),
-        "hint" => {
-            let level = match rest.get(2).map(String::as_str) {
-                None | Some("1") => 1,
-                Some("2") => 2,
-                Some("3") => 3,
-                Some(other) => return Err(usage(format!("unknown hint level '{other}': 1, 2 or 3"))),
-            };
-            hint(&ctx, &m, function.expect("hint needs a function"), level)
-        }
+        "hint" => hint(&ctx, &m, function.expect("hint needs a function"), level),
         "compare" => compare(&ctx, &m, function),
         "reset" => reset(&ctx, &m, function),
         "solution" => solution(&ctx, &m),
