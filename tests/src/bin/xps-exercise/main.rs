@@ -579,11 +579,9 @@ fn status(ctx: &Ctx, m: &Manifest) -> Result<u8, Fail> {
                 } else if let Some(error) = &result.error {
                     format!("FAIL: {}", error.lines().next().unwrap_or_default())
                 } else {
-                    format!(
-                        "FAIL ({} of {} checks fail)",
-                        result.failed.len(),
-                        result.failed.len() + result.passed.len()
-                    )
+                    let total = result.failed.len() + result.passed.len();
+                    let checks = if total == 1 { "check" } else { "checks" };
+                    format!("FAIL ({} of {total} {checks} failed)", result.failed.len())
                 };
                 println!("  {:<16} {verdict}   {label}", result.prefix);
             }
