@@ -74,6 +74,26 @@ fn strip_ansi(line: &[u8]) -> String {
     out
 }
 
+/// The first Rust panic in a process's output, as `MESSAGE at FILE:LINE`, from the standard
+/// panic report:
+///
+/// ```text
+/// thread 'main' panicked at stage06/src/network/xps_listener.rs:40:5:
+/// not yet implemented: xps_listener_create ...
+/// ```
+fn find_panic(output: &str) -> Option<String> {
+    let mut lines = output.lines();
+    let location =
+        lines.find_map(|line| line.split_once("panicked at ").map(|(_, at)| at.trim().trim_end_matches(':')))?;
+    // FILE:LINE:COLUMN -> FILE:LINE
+    let location = match location.rsplit_once(':') {
+        Some((file_line, column)) if column.chars().all(|c| c.is_ascii_digit()) => file_line,
+        _ => location,
+    };
+    let message = lines.next().map_or("", str::trim);
+    Some(if message.is_empty() { format!("at {location}") } else { format!("{message} at {location}") })
+}
+
 /// The port of a `... Server listening on port N` log line.
 fn parse_listening_port(line: &str) -> Option<u16> {
     // Only log lines count: a client's message echoed by the server must not look like a port.
@@ -114,7 +134,14 @@ impl Server {
         drop(out);
         if got < n_ports {
             let status = server.wait_exit(Duration::from_millis(200));
-            return Err(Failure::new(format!("{} did not start listening on {n_ports} ports", server.name))
+            let not_listening = format!("{} did not start listening on {n_ports} ports", server.name);
+            // A panic (a `todo!()` still in the code, say) is the real reason: show it first.
+            let panic = find_panic(&strip_ansi(&server.output.0.lock().unwrap().tail));
+            let failure = match panic {
+                Some(panic) => Failure::new(format!("{} panicked: {panic}", server.name)).detail("so", not_listening),
+                None => Failure::new(not_listening),
+            };
+            return Err(failure
                 .detail("expected", format!("{n_ports} lines like `[INFO] main() : Server listening on port N`"))
                 .detail("received", format!("{got} such lines; process {}", describe_status(status)))
                 .hint("the server's output below; every listener logs one `Server listening on port N` line")
@@ -380,6 +407,22 @@ impl DefaultPortsLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_is_found_with_its_message_and_file_line() {
+        let output = "[DEBUG] xps_loop_create() : created loop\n\
+                      thread 'main' panicked at stage06/src/network/xps_listener.rs:40:5:\n\
+                      not yet implemented: xps_listener_create: read the page's section\n\
+                      note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            find_panic(output).as_deref(),
+            Some(
+                "not yet implemented: xps_listener_create: read the page's section at \
+                 stage06/src/network/xps_listener.rs:40"
+            )
+        );
+        assert_eq!(find_panic("[ERROR] main() : failed\n"), None);
+    }
 
     #[test]
     fn port_lines_are_found_plain_coloured_and_split() {
