@@ -137,14 +137,20 @@ impl Server {
             let not_listening = format!("{} did not start listening on {n_ports} ports", server.name);
             // A panic (a `todo!()` still in the code, say) is the real reason: show it first.
             let panic = find_panic(&strip_ansi(&server.output.0.lock().unwrap().tail));
-            let failure = match panic {
-                Some(panic) => Failure::new(format!("{} panicked: {panic}", server.name)).detail("so", not_listening),
-                None => Failure::new(not_listening),
+            let (failure, hint) = match panic {
+                Some(panic) => (
+                    Failure::new(format!("{} panicked: {panic}", server.name)).detail("so", not_listening),
+                    "the function at that file:line panicked (`not yet implemented` is a todo!() still to write)",
+                ),
+                None => (
+                    Failure::new(not_listening),
+                    "the server's output below; every listener logs one `Server listening on port N` line",
+                ),
             };
             return Err(failure
                 .detail("expected", format!("{n_ports} lines like `[INFO] main() : Server listening on port N`"))
                 .detail("received", format!("{got} such lines; process {}", describe_status(status)))
-                .hint("the server's output below; every listener logs one `Server listening on port N` line")
+                .hint(hint)
                 .log_of(&server));
         }
         Ok(server)
