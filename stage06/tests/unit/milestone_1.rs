@@ -33,6 +33,7 @@ use crate::{LISTENERS, xps_loop_create};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Panics with a failure's text: what was expected, what happened, what to look at.
+#[track_caller]
 fn fail(failure: Failure) -> ! {
     panic!("\n{failure}")
 }
