@@ -210,6 +210,22 @@ pub fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<u64> {
     }
 }
 
+/// Writes `message` to stderr (fd 2) with one `write()`, taking no lock: for a last word from
+/// a thread while another thread may hold Rust's stdout or stderr lock (stuck in a blocked
+/// write). Best effort: nothing is reported if it fails.
+pub fn write_stderr_unlocked(message: &[u8]) {
+    // SAFETY: `message` is valid for reads of `message.len()` bytes for the whole call; fd 2 is
+    // only written to, never closed or owned here.
+    let _ = unsafe { libc::write(libc::STDERR_FILENO, message.as_ptr().cast(), message.len()) };
+}
+
+/// Ends the process at once with `status` (`_exit()`): no destructors, no `atexit` handlers,
+/// no flushing of buffers another thread may be stuck holding.
+pub fn exit_immediately(status: i32) -> ! {
+    // SAFETY: _exit() takes no pointers and does not return.
+    unsafe { libc::_exit(status) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

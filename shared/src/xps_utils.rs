@@ -86,33 +86,65 @@ pub const CLIENT_MESSAGE_PREFIX: &[u8] = b"[CLIENT MESSAGE] ";
 /// Prints a client's message to stdout as `[CLIENT MESSAGE] <message>`, ending the line if the
 /// message does not.
 ///
-/// The bytes are shown as UTF-8 where they are valid and as U+FFFD where they are not (for
-/// display only: the reply uses the real bytes). Valid text, the common case, goes out in a
-/// single `writev()` and allocates nothing.
+/// Not quite the course's `printf`: a client's bytes go to the learner's terminal, so they are
+/// shown, never obeyed. Control characters other than `\t` (an escape sequence such as
+/// `\x1b[2J` would clear the screen, a `\r` would overwrite the line) and bytes that are not
+/// UTF-8 are printed escaped (`\x1b`, `\xff`), and every line of a message gets its own
+/// `[CLIENT MESSAGE] ` prefix, so no message can forge a log line such as
+/// `[ERROR] main() : ...`. For display only: the reply uses the real bytes.
+///
+/// A plain one-line message, the common case, goes out in a single `writev()` and allocates
+/// nothing.
 pub fn print_client_message(message: &[u8]) {
     let mut out = io::stdout().lock();
-    let newline: &[u8] = if message.ends_with(b"\n") { b"" } else { b"\n" };
-    let result = if std::str::from_utf8(message).is_ok() {
+    let body = message.strip_suffix(b"\n").unwrap_or(message);
+    let result = if is_plain_line(body) {
         write_all_vectored(
             &mut out,
-            &mut [IoSlice::new(CLIENT_MESSAGE_PREFIX), IoSlice::new(message), IoSlice::new(newline)],
+            &mut [IoSlice::new(CLIENT_MESSAGE_PREFIX), IoSlice::new(body), IoSlice::new(b"\n")],
         )
     } else {
-        write_lossy(&mut out, message, newline)
+        write_escaped_lines(&mut out, body)
     };
     // A closed or full stdout must not stop the server from serving clients.
     drop(result.and_then(|()| out.flush()));
 }
 
-fn write_lossy(out: &mut impl Write, message: &[u8], newline: &[u8]) -> io::Result<()> {
-    out.write_all(CLIENT_MESSAGE_PREFIX)?;
-    for chunk in message.utf8_chunks() {
-        out.write_all(chunk.valid().as_bytes())?;
-        if !chunk.invalid().is_empty() {
-            out.write_all(char::REPLACEMENT_CHARACTER.encode_utf8(&mut [0; 4]).as_bytes())?;
+/// Whether a character is shown as itself: anything but a control character, tab excepted.
+fn is_shown(c: char) -> bool {
+    !c.is_control() || c == '\t'
+}
+
+/// Valid UTF-8 on one line with nothing to escape.
+fn is_plain_line(body: &[u8]) -> bool {
+    std::str::from_utf8(body).is_ok_and(|text| text.chars().all(is_shown))
+}
+
+/// Writes each `\n`-separated line of `body` as its own `[CLIENT MESSAGE] ` line, escaping
+/// control characters (`\x1b`, `\u{9b}`) and bytes that are not UTF-8 (`\xff`).
+fn write_escaped_lines(out: &mut impl Write, body: &[u8]) -> io::Result<()> {
+    for line in body.split(|&b| b == b'\n') {
+        out.write_all(CLIENT_MESSAGE_PREFIX)?;
+        for chunk in line.utf8_chunks() {
+            let mut text = chunk.valid();
+            while let Some(at) = text.find(|c: char| !is_shown(c)) {
+                out.write_all(&text.as_bytes()[..at])?;
+                let c = text[at..].chars().next().unwrap_or_default();
+                if c.is_ascii() {
+                    write!(out, "\\x{:02x}", c as u32)?;
+                } else {
+                    write!(out, "{}", c.escape_unicode())?;
+                }
+                text = &text[at + c.len_utf8()..];
+            }
+            out.write_all(text.as_bytes())?;
+            for byte in chunk.invalid() {
+                write!(out, "\\x{byte:02x}")?;
+            }
         }
+        out.write_all(b"\n")?;
     }
-    out.write_all(newline)
+    Ok(())
 }
 
 /// `Write::write_all_vectored` is not stable yet: write every slice, resuming after short writes.
@@ -127,6 +159,24 @@ fn write_all_vectored(out: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> io:
         }
     }
     Ok(())
+}
+
+/// Whether `error`, from `recv()`, `send()` or `getpeername()` on a client's socket, is
+/// something the client did to its own connection (reset it, left early) rather than a failure
+/// of the server.
+pub fn is_client_gone(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN | libc::ECONNABORTED | libc::ETIMEDOUT)
+    )
+}
+
+/// The level to log a client socket's `error` at. Not the course's, which logs every `recv()`
+/// and `send()` failure as ERROR: as nginx does, what a client did to its own connection is
+/// INFO, and ERROR is kept for the server's own failures. Otherwise any client could fill the
+/// log with ERROR lines just by resetting its connections.
+pub fn client_error_level(error: &io::Error) -> log::Level {
+    if is_client_gone(error) { log::Level::Info } else { log::Level::Error }
 }
 
 /// A spare file descriptor a listener keeps so that it can still turn clients away when the
@@ -160,13 +210,15 @@ impl FdReserve {
     /// Call when `accept()` on `listen_fd` failed with `error`. Returns the text to log, or
     /// `None` when nothing should be logged:
     ///
-    /// - `EAGAIN`/`EWOULDBLOCK`: no client was waiting after all (it left); nothing to log.
+    /// - `EAGAIN`/`EWOULDBLOCK`, `ECONNABORTED`: no client was waiting after all, or it reset
+    ///   its connection before it was accepted; nothing to log (any client could otherwise
+    ///   fill the log).
     /// - `EMFILE`/`ENFILE`: one waiting client is accepted into the spare slot and closed, so
     ///   the listening socket does not stay readable for ever; logged at most once per
     ///   [`FD_RESERVE_LOG_INTERVAL`] in the whole process.
     /// - anything else: logged every time.
     pub fn on_accept_error(&self, listen_fd: BorrowedFd<'_>, error: &io::Error) -> Option<String> {
-        if error.kind() == io::ErrorKind::WouldBlock {
+        if error.kind() == io::ErrorKind::WouldBlock || is_client_gone(error) {
             return None;
         }
         if !matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
@@ -192,6 +244,17 @@ impl FdReserve {
             }
         ))
     }
+}
+
+/// The Rust-only plumbing a listener needs right after `listen()`, given to the learner (not in
+/// the course): the port the socket really listens on (the one the OS picked when asked for
+/// port 0; the tests use port 0 to run side by side) and the spare descriptor of
+/// [`FdReserve`]. The error says which of the two failed, with the OS error text.
+pub fn listener_extras(sock_fd: BorrowedFd<'_>) -> io::Result<(u16, FdReserve)> {
+    let context = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what} failed: {e}"));
+    let port = sys::local_addr(sock_fd).map_err(|e| context("getsockname()", e))?.port();
+    let fd_reserve = FdReserve::new().map_err(|e| context("open() of the spare descriptor", e))?;
+    Ok((port, fd_reserve))
 }
 
 fn open_spare() -> io::Result<OwnedFd> {
@@ -340,14 +403,37 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lossy_display_replaces_invalid_bytes_only() {
+    fn escaped(body: &[u8]) -> String {
         let mut out = Vec::new();
-        write_lossy(&mut out, b"ok\xffok", b"\n").unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "[CLIENT MESSAGE] ok\u{fffd}ok\n");
+        write_escaped_lines(&mut out, body).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn client_messages_are_shown_never_obeyed() {
+        assert!(is_plain_line(b"hello\tworld"));
+        assert!(!is_plain_line(b"two\nlines") && !is_plain_line(b"\x1b[2J") && !is_plain_line(b"\xff"));
+        assert_eq!(escaped(b"ok\xffok"), "[CLIENT MESSAGE] ok\\xffok\n");
+        assert_eq!(escaped(b"\x1b[2Jcleared?\r"), "[CLIENT MESSAGE] \\x1b[2Jcleared?\\x0d\n");
+        assert_eq!(escaped("c1 \u{9b} é".as_bytes()), "[CLIENT MESSAGE] c1 \\u{9b} é\n");
+        assert_eq!(
+            escaped(b"hi\n[ERROR] main() : forged"),
+            "[CLIENT MESSAGE] hi\n[CLIENT MESSAGE] [ERROR] main() : forged\n",
+            "every line of a message is marked as the client's"
+        );
         let mut out = Vec::new();
         write_all_vectored(&mut out, &mut [IoSlice::new(CLIENT_MESSAGE_PREFIX), IoSlice::new(b"hi\n")]).unwrap();
         assert_eq!(out, b"[CLIENT MESSAGE] hi\n");
+    }
+
+    #[test]
+    fn errors_a_client_causes_are_info_the_servers_own_are_error() {
+        for errno in [libc::ECONNRESET, libc::EPIPE, libc::ENOTCONN] {
+            assert_eq!(client_error_level(&io::Error::from_raw_os_error(errno)), log::Level::Info, "errno {errno}");
+        }
+        for errno in [libc::EBADF, libc::ENOMEM, libc::EFAULT] {
+            assert_eq!(client_error_level(&io::Error::from_raw_os_error(errno)), log::Level::Error, "errno {errno}");
+        }
     }
 
     #[test]
@@ -384,9 +470,11 @@ mod tests {
         );
         assert!(matches!(listener.accept(), Err(e) if e.kind() == io::ErrorKind::WouldBlock), "nobody is left waiting");
 
-        // Other errors are always logged; a would-block is not an error.
-        let other = io::Error::from_raw_os_error(libc::ECONNABORTED);
+        // Other errors are always logged; a would-block or a client gone is not an error.
+        let other = io::Error::from_raw_os_error(libc::EPROTO);
         assert!(reserve.on_accept_error(listener.as_fd(), &other).is_some());
+        let aborted = io::Error::from_raw_os_error(libc::ECONNABORTED);
+        assert_eq!(reserve.on_accept_error(listener.as_fd(), &aborted), None);
         let would_block = io::Error::from(io::ErrorKind::WouldBlock);
         assert_eq!(reserve.on_accept_error(listener.as_fd(), &would_block), None);
     }

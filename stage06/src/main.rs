@@ -29,7 +29,7 @@ mod network {
 mod milestone_1;
 mod xps;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
@@ -51,17 +51,14 @@ const DEFAULT_PORTS: [u16; 3] = [8001, 8002, 8003];
 // Rust has no safe mutable global like C's; `thread_local!` + `RefCell` is the safe form for a
 // single-threaded server (no `static mut`). Each entry is an `Rc`: the list owns the instance,
 // and the loop takes a second handle while it runs a handler, so a handler that destroys its
-// own instance never frees memory it is still using. A destroyed instance leaves `None` behind
-// and bumps a null counter, as the page says; stage 6 never compacts the lists.
+// own instance never frees memory it is still using. A destroyed instance leaves `None` behind,
+// as the page says; counting and compacting the `None`s is "not part of the current stage"
+// (stage 7's core adds the counters).
 thread_local! {
     /// Every listener created, `None` where one was destroyed.
     pub static LISTENERS: RefCell<Vec<Option<Rc<XpsListener>>>> = const { RefCell::new(Vec::new()) };
     /// Every connection accepted, `None` where one was destroyed.
     pub static CONNECTIONS: RefCell<Vec<Option<Rc<XpsConnection>>>> = const { RefCell::new(Vec::new()) };
-    /// How many entries of `LISTENERS` are `None` (the page's `n_null_listeners`).
-    pub static N_NULL_LISTENERS: Cell<u32> = const { Cell::new(0) };
-    /// How many entries of `CONNECTIONS` are `None` (the page's `n_null_connections`).
-    pub static N_NULL_CONNECTIONS: Cell<u32> = const { Cell::new(0) };
 }
 
 fn main() {

@@ -22,5 +22,5 @@ pub use crate::network::xps_listener::XpsListener;
 // Temporary declarations: the globals and loop functions `main.rs` defines that the modules
 // use (`main` itself calls `xps_loop_create` and `xps_loop_run`).
 // Stage 7 moves them into the core and loop modules.
-pub use crate::{CONNECTIONS, LISTENERS, N_NULL_CONNECTIONS, N_NULL_LISTENERS};
+pub use crate::{CONNECTIONS, LISTENERS};
 pub use crate::{xps_loop_attach, xps_loop_detach};

@@ -24,7 +24,7 @@
 //!           xps_connection_destroy()
 //!             xps_loop_detach()
 //!               loop_event_destroy()
-//!   sigint_handler()            (Ctrl+C, on the ctrlc thread: wakes the loop)
+//!   sigint_handler()            (Ctrl+C, on the ctrlc thread: wakes the loop, waits)
 //!   xps_core_destroy()          (back on the main thread, once xps_loop_run() returned)
 //! ```
 
@@ -50,10 +50,11 @@ mod milestone_2;
 mod unit_kit;
 mod xps;
 
-use std::thread;
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use log::{error, warn};
+use shared::sys;
 use shared::xps_logger;
 use shared::xps_utils::{self, EXIT_FAILURE};
 
@@ -63,8 +64,8 @@ use crate::core::xps_loop::{LoopWaker, xps_loop_waker};
 /// The ports stage 7 listens on when none are given, as in the course.
 const DEFAULT_PORTS: [u16; 4] = [8001, 8002, 8003, 8004];
 
-/// How long Ctrl+C waits for a graceful shutdown before forcing the exit.
-const FORCE_EXIT_AFTER: Duration = Duration::from_secs(1);
+/// How long Ctrl+C waits for the graceful shutdown to finish before forcing the exit.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 fn main() {
     xps_logger::init();
@@ -78,7 +79,8 @@ fn main() {
     // exits. That is not safe: a signal handler interrupts the program anywhere, maybe inside
     // malloc() or halfway through changing the very lists the core destroys, and may only call
     // async-signal-safe functions (free() and printf() are not). The `ctrlc` crate runs our
-    // handler on a thread of its own instead; the handler only wakes the loop, and the core is
+    // handler on a thread of its own instead, for SIGINT and also SIGTERM (`kill`, systemd,
+    // docker) and SIGHUP (the terminal closed). The handler only wakes the loop; the core is
     // destroyed here, on the thread that owns it, once the loop has returned.
     let waker = xps_loop_waker(&core.loop_);
     if let Err(e) = ctrlc::set_handler(move || sigint_handler(&waker)) {
@@ -86,25 +88,76 @@ fn main() {
     }
 
     let result = xps_core_start(&core, &config.host, &config.ports);
+    shutdown_reached(Shutdown::LoopStopped);
+    if result.is_ok() {
+        // The loop returns Ok only when woken, and only sigint_handler() wakes it. Logged here,
+        // on the main thread, not in the handler: see sigint_handler().
+        warn!(target: "sigint_handler()", "SIGINT received");
+    }
     xps_core_destroy(core);
+    shutdown_reached(Shutdown::CoreDestroyed);
     std::process::exit(if result.is_ok() { 0 } else { EXIT_FAILURE });
 }
 
-/// `sigint_handler()`: runs on the `ctrlc` thread when SIGINT (Ctrl+C) arrives. It wakes the
-/// loop, which returns so `main` can destroy the core and exit 0.
+/// `sigint_handler()`: runs on the `ctrlc` thread when SIGINT (Ctrl+C), SIGTERM or SIGHUP
+/// arrives. It wakes the loop, so that `xps_loop_run()` returns and `main` logs
+/// `SIGINT received`, destroys the core and exits 0, then waits for that to be done.
 ///
-/// If the main thread is stuck in a blocking `send()` to a client that never reads (the page's
-/// Experiment #1), the loop cannot notice the wake-up. After [`FORCE_EXIT_AFTER`] the handler
-/// says so and ends the process itself, with status 1: the kernel still closes every socket,
-/// but the core was not destroyed.
+/// It logs nothing itself: the logger writes to stdout under a lock, and the main thread may
+/// hold that lock, stuck writing to a stdout nobody reads (`| less`, a terminal paused with
+/// Ctrl+S). If the main thread is stuck there, or in a blocking `send()` to a client that never
+/// reads (the page's Experiment #1), the shutdown never finishes: after [`SHUTDOWN_GRACE`] the
+/// handler says so on stderr, without taking any lock, and ends the process with status 1 (the
+/// kernel still closes every socket, but the core was not destroyed).
 fn sigint_handler(waker: &LoopWaker) {
-    warn!(target: "sigint_handler()", "SIGINT received");
     waker.wake();
-    thread::sleep(FORCE_EXIT_AFTER);
-    warn!(
-        target: "sigint_handler()",
-        "the loop did not stop within {FORCE_EXIT_AFTER:?} (blocked in send() to a client that does not read? \
-         see Experiment #1); forcing the exit"
-    );
-    std::process::exit(EXIT_FAILURE);
+    let reached = wait_for_shutdown(SHUTDOWN_GRACE);
+    if reached != Shutdown::CoreDestroyed {
+        force_exit(reached);
+    }
+}
+
+/// How far the graceful shutdown has got. Not in the course: the main thread moves it on, and
+/// the signal handler's thread waits on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    /// The loop is still running (or stuck in a callback).
+    Running,
+    /// `xps_loop_run()` returned; the core is being destroyed.
+    LoopStopped,
+    /// The core is destroyed; the process exits now.
+    CoreDestroyed,
+}
+
+static SHUTDOWN: (Mutex<Shutdown>, Condvar) = (Mutex::new(Shutdown::Running), Condvar::new());
+
+/// Records that the shutdown got to `stage` and tells a waiting signal handler.
+fn shutdown_reached(stage: Shutdown) {
+    *SHUTDOWN.0.lock().unwrap_or_else(PoisonError::into_inner) = stage;
+    SHUTDOWN.1.notify_all();
+}
+
+/// Waits up to `grace` for the core to be destroyed; returns how far the shutdown got.
+fn wait_for_shutdown(grace: Duration) -> Shutdown {
+    let state = SHUTDOWN.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let (state, _) = SHUTDOWN
+        .1
+        .wait_timeout_while(state, grace, |stage| *stage != Shutdown::CoreDestroyed)
+        .unwrap_or_else(PoisonError::into_inner);
+    *state
+}
+
+/// Ends the process with status 1 after a shutdown that did not finish, saying why on stderr
+/// with a plain `write()` (no lock another thread could hold).
+fn force_exit(reached: Shutdown) -> ! {
+    let why = match reached {
+        Shutdown::Running => {
+            "the loop did not stop: the server is blocked, in send() to a client that does not read \
+             (see Experiment #1) or writing to a stdout nobody reads"
+        }
+        _ => "the core was not destroyed in time",
+    };
+    let message = format!("[WARNING] sigint_handler() : {why}; forcing the exit after {SHUTDOWN_GRACE:?}\n");
+    sys::write_stderr_unlocked(message.as_bytes());
+    sys::exit_immediately(EXIT_FAILURE)
 }

@@ -283,10 +283,15 @@ impl Server {
 
     /// Sends SIGINT, as Ctrl+C in the server's terminal does.
     pub fn sigint(&self) {
+        self.signal(libc::SIGINT);
+    }
+
+    /// Sends `signal` (`libc::SIGTERM`, ...) to the server process.
+    pub fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill() takes no pointers; the pid is our own child, which we have not reaped
         // (reaping happens only in wait_exit / drop), so it cannot name another process.
-        let ret = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
-        assert_eq!(ret, 0, "kill(SIGINT) failed: {}", std::io::Error::last_os_error());
+        let ret = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(ret, 0, "kill({signal}) failed: {}", std::io::Error::last_os_error());
     }
 
     fn try_exit_status(&mut self) -> Option<ExitStatus> {

@@ -1,15 +1,16 @@
 //! The `xps_connection` module (`network/xps_connection.c`): one accepted TCP client. It reads
 //! what the client sends, prints it, and sends it back reversed.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::OnceCell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::{Rc, Weak};
+use std::sync::{Mutex, PoisonError};
 
-use log::{debug, error, info};
+use log::{Level, debug, info, log};
 use shared::sys;
-use shared::xps_utils::{get_remote_ip, print_client_message, reverse_message};
+use shared::xps_utils::{client_error_level, get_remote_ip, is_client_gone, print_client_message, reverse_message};
 
-use crate::xps::{CONNECTIONS, DEFAULT_BUFFER_SIZE, N_NULL_CONNECTIONS, XpsListener, xps_loop_attach, xps_loop_detach};
+use crate::xps::{CONNECTIONS, DEFAULT_BUFFER_SIZE, XpsListener, xps_loop_attach, xps_loop_detach};
 
 /// `struct xps_connection_s`.
 pub struct XpsConnection {
@@ -20,26 +21,32 @@ pub struct XpsConnection {
     /// The listener that accepted it, set once right after creation as the page's
     /// `client->listener = listener`. `Weak`: a connection does not own its listener.
     pub listener: OnceCell<Weak<XpsListener>>,
-    /// The client's IPv4 address as text (the page's malloc'd `char *remote_ip`).
-    pub remote_ip: String,
+    /// The client's IPv4 address as text (the page's malloc'd `char *remote_ip`); `None`, the
+    /// page's NULL, if the client left before its address could be read.
+    pub remote_ip: Option<String>,
 }
 
-thread_local! {
-    // The receive buffer. The C declares `u_char buff[DEFAULT_BUFFER_SIZE]` on the read
-    // handler's stack; a Rust array must be initialised, and zeroing 100 KB for every message
-    // would cost more than the recv() itself. So the process keeps one buffer and reuses it.
-    static BUFF: RefCell<Vec<u8>> = RefCell::new(vec![0; DEFAULT_BUFFER_SIZE]);
-}
+// The receive buffer. The C declares `u_char buff[DEFAULT_BUFFER_SIZE]` on the read handler's
+// stack; a Rust array must be initialised, and zeroing 100 KB for every message would cost more
+// than the recv() itself. So stage 6 keeps one global buffer, as it keeps its global lists; a
+// `Mutex` is the safe form of a mutable global. Stage 7 moves it into the core.
+static BUFF: Mutex<[u8; DEFAULT_BUFFER_SIZE]> = Mutex::new([0; DEFAULT_BUFFER_SIZE]);
 
 /// `xps_connection_create()`: wraps an accepted socket, attaches it to the loop and adds it to
 /// the global `CONNECTIONS`. `None` (the C's NULL) on error, after logging it; `sock_fd` is
 /// then closed (dropped).
 pub fn xps_connection_create(epoll_fd: &Rc<OwnedFd>, sock_fd: OwnedFd) -> Option<Rc<XpsConnection>> {
+    // Allocate and init values. Rust allocates and initialises in one step, so the remote IP is
+    // read here, before the attach that the page does first. A client that reset its connection
+    // before accept() returned has no address any more: that is the client's doing, not a server
+    // error, so it is logged at DEBUG and the connection goes on with `None`, as the page's goes
+    // on with NULL; its first read then reports the client gone.
     let remote_ip = get_remote_ip(sock_fd.as_fd())
-        .inspect_err(|e| error!(target: "xps_connection_create()", "get_remote_ip() failed: {e}"))
-        .ok()?;
-
-    // Allocate and init values
+        .inspect_err(|e| {
+            let level = if is_client_gone(e) { Level::Debug } else { Level::Error };
+            log!(target: "xps_connection_create()", level, "get_remote_ip() failed: {e}");
+        })
+        .ok();
     let connection =
         Rc::new(XpsConnection { epoll_fd: Rc::clone(epoll_fd), sock_fd, listener: OnceCell::new(), remote_ip });
 
@@ -61,14 +68,8 @@ pub fn xps_connection_create(epoll_fd: &Rc<OwnedFd>, sock_fd: OwnedFd) -> Option
 pub fn xps_connection_destroy(connection: Rc<XpsConnection>) {
     // Set connection to None in 'connections' list
     let owned = CONNECTIONS.with_borrow_mut(|connections| {
-        connections
-            .iter_mut()
-            .find(|curr| curr.as_ref().is_some_and(|curr| Rc::ptr_eq(curr, &connection)))
-            .and_then(Option::take)
+        connections.iter_mut().find(|curr| curr.as_ref().is_some_and(|curr| Rc::ptr_eq(curr, &connection)))?.take()
     });
-    if owned.is_some() {
-        N_NULL_CONNECTIONS.set(N_NULL_CONNECTIONS.get() + 1);
-    }
     drop(owned);
 
     // Detach connection from loop (an error is logged; destroying goes on regardless)
@@ -86,38 +87,45 @@ pub fn xps_connection_destroy(connection: Rc<XpsConnection>) {
 ///
 /// The socket is blocking, as in the course: if the client stops reading and the kernel's send
 /// buffer fills, `send()` blocks the whole server (stage 7's Experiment #1).
+///
+/// Errors the client caused (it reset the connection, it left) are logged at INFO, the
+/// server's own at ERROR (see `client_error_level`); the page logs both as ERROR.
 pub fn xps_connection_read_handler(connection: Rc<XpsConnection>) {
-    BUFF.with_borrow_mut(move |buff| {
-        let read_n = match sys::recv(connection.sock_fd.as_fd(), buff) {
-            Ok(0) => {
-                info!(target: "connection_read_handler()", "peer closed connection");
-                xps_connection_destroy(connection);
-                return;
-            }
-            Ok(n) => n,
+    let mut buff = BUFF.lock().unwrap_or_else(PoisonError::into_inner);
+    let remote_ip = connection.remote_ip.as_deref().unwrap_or("unknown");
+
+    let read_n = match sys::recv(connection.sock_fd.as_fd(), &mut buff[..]) {
+        Ok(0) => {
+            info!(target: "connection_read_handler()", "peer closed connection");
+            drop(buff);
+            xps_connection_destroy(connection);
+            return;
+        }
+        Ok(n) => n,
+        Err(e) => {
+            log!(target: "xps_connection_read_handler()", client_error_level(&e), "recv() failed (client {remote_ip}): {e}");
+            drop(buff);
+            xps_connection_destroy(connection);
+            return;
+        }
+    };
+    let message = &mut buff[..read_n];
+
+    // Print client message, then reverse it
+    print_client_message(message);
+    reverse_message(message);
+
+    // Sending reversed message to client
+    let mut bytes_written = 0;
+    while bytes_written < read_n {
+        match sys::send(connection.sock_fd.as_fd(), &message[bytes_written..]) {
+            Ok(write_n) => bytes_written += write_n,
             Err(e) => {
-                error!(target: "xps_connection_read_handler()", "recv() failed (client {}): {e}", connection.remote_ip);
+                log!(target: "xps_connection_read_handler()", client_error_level(&e), "send() failed (client {remote_ip}): {e}");
+                drop(buff);
                 xps_connection_destroy(connection);
                 return;
-            }
-        };
-        let message = &mut buff[..read_n];
-
-        // Print client message, then reverse it
-        print_client_message(message);
-        reverse_message(message);
-
-        // Sending reversed message to client
-        let mut bytes_written = 0;
-        while bytes_written < read_n {
-            match sys::send(connection.sock_fd.as_fd(), &message[bytes_written..]) {
-                Ok(write_n) => bytes_written += write_n,
-                Err(e) => {
-                    error!(target: "xps_connection_read_handler()", "send() failed (client {}): {e}", connection.remote_ip);
-                    xps_connection_destroy(connection);
-                    return;
-                }
             }
         }
-    });
+    }
 }

@@ -6,10 +6,10 @@ use std::rc::Rc;
 
 use log::{debug, error, info};
 use shared::sys;
-use shared::xps_utils::{FdReserve, xps_getaddrinfo};
+use shared::xps_utils::{FdReserve, listener_extras, xps_getaddrinfo};
 
 use crate::network::xps_connection::xps_connection_create;
-use crate::xps::{DEFAULT_BACKLOG, LISTENERS, N_NULL_LISTENERS, xps_loop_attach, xps_loop_detach};
+use crate::xps::{DEFAULT_BACKLOG, LISTENERS, xps_loop_attach, xps_loop_detach};
 
 /// `struct xps_listener_s`.
 pub struct XpsListener {
@@ -55,16 +55,10 @@ pub fn xps_listener_create(epoll_fd: &Rc<OwnedFd>, host: &str, port: u16) -> Opt
         .inspect_err(|e| error!(target: "xps_listener_create()", "listen() failed: {e}"))
         .ok()?;
 
-    // Port 0 asks the OS for a free port: read back the one it picked. (Not in the course,
-    // which always names its ports; the tests use it to run side by side.)
-    let port = sys::local_addr(sock_fd.as_fd())
-        .inspect_err(|e| error!(target: "xps_listener_create()", "getsockname() failed: {e}"))
-        .ok()?
-        .port();
-
-    let fd_reserve = FdReserve::new()
-        .inspect_err(|e| error!(target: "xps_listener_create()", "open() of the spare descriptor failed: {e}"))
-        .ok()?;
+    // Not in the course (a given helper): read back the port the OS picked when asked for port
+    // 0, and open the spare descriptor that turns clients away when out of fds (`FdReserve`).
+    let (port, fd_reserve) =
+        listener_extras(sock_fd.as_fd()).inspect_err(|e| error!(target: "xps_listener_create()", "{e}")).ok()?;
 
     // Create & allocate memory for a listener instance, and init values
     let listener =
@@ -91,14 +85,8 @@ pub fn xps_listener_destroy(listener: Rc<XpsListener>) {
 
     // Set listener to None in 'listeners' list
     let owned = LISTENERS.with_borrow_mut(|listeners| {
-        listeners
-            .iter_mut()
-            .find(|curr| curr.as_ref().is_some_and(|curr| Rc::ptr_eq(curr, &listener)))
-            .and_then(Option::take)
+        listeners.iter_mut().find(|curr| curr.as_ref().is_some_and(|curr| Rc::ptr_eq(curr, &listener)))?.take()
     });
-    if owned.is_some() {
-        N_NULL_LISTENERS.set(N_NULL_LISTENERS.get() + 1);
-    }
     drop(owned);
 
     debug!(target: "xps_listener_destroy()", "destroyed listener on port {}", listener.port);

@@ -6,12 +6,12 @@ use std::ffi::c_void;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::{Rc, Weak};
 
-use log::{debug, error, info};
+use log::{Level, debug, info, log};
 use shared::sys;
-use shared::xps_utils::{get_remote_ip, print_client_message, reverse_message};
+use shared::xps_utils::{client_error_level, get_remote_ip, is_client_gone, print_client_message, reverse_message};
 
 use crate::core::xps_core::xps_core_take;
-use crate::core::xps_loop::{xps_loop_attach, xps_loop_detach};
+use crate::core::xps_loop::{instance_from_ptr, instance_ptr, xps_loop_attach, xps_loop_detach};
 use crate::xps::{XpsCore, XpsListener};
 
 /// `struct xps_connection_s`.
@@ -24,28 +24,35 @@ pub struct XpsConnection {
     /// The listener that accepted it, set once right after creation as the page's
     /// `client->listener = listener`. `Weak`: a connection does not own its listener.
     pub listener: OnceCell<Weak<XpsListener>>,
-    /// The client's IPv4 address as text (the page's malloc'd `char *remote_ip`).
-    pub remote_ip: String,
+    /// The client's IPv4 address as text (the page's malloc'd `char *remote_ip`); `None`, the
+    /// page's NULL, if the client left before its address could be read.
+    pub remote_ip: Option<String>,
 }
 
 /// `xps_connection_create()`: wraps an accepted socket, attaches it to the core's loop with
 /// `connection_loop_read_handler` as its read callback, and adds it to `core.connections`.
 /// `None` (the C's NULL) on error, after logging it; `sock_fd` is then closed (dropped).
 pub fn xps_connection_create(core: &Rc<XpsCore>, sock_fd: OwnedFd) -> Option<Rc<XpsConnection>> {
+    // Allocate and init values. Rust allocates and initialises in one step, so the remote IP is
+    // read here, before the attach that the page does first. A client that reset its connection
+    // before accept() returned has no address any more: that is the client's doing, not a server
+    // error, so it is logged at DEBUG and the connection goes on with `None`, as the page's goes
+    // on with NULL; its first read then reports the client gone.
     let remote_ip = get_remote_ip(sock_fd.as_fd())
-        .inspect_err(|e| error!(target: "xps_connection_create()", "get_remote_ip() failed: {e}"))
-        .ok()?;
-
-    // Allocate and init values
+        .inspect_err(|e| {
+            let level = if is_client_gone(e) { Level::Debug } else { Level::Error };
+            log!(target: "xps_connection_create()", level, "get_remote_ip() failed: {e}");
+        })
+        .ok();
     let connection =
         Rc::new(XpsConnection { core: Rc::downgrade(core), sock_fd, listener: OnceCell::new(), remote_ip });
 
     // Attach sock_fd to epoll: the loop will call connection_loop_read_handler(ptr) with a
     // pointer to this connection. It stays valid while attached: core.connections keeps the
     // connection alive until xps_connection_destroy(), which detaches first.
-    let ptr = Rc::as_ptr(&connection).cast_mut().cast::<c_void>();
-    let flags = sys::EPOLLIN as u32;
-    xps_loop_attach(&core.loop_, connection.sock_fd.as_fd(), flags, ptr, connection_loop_read_handler).ok()?;
+    let ptr = instance_ptr(&connection);
+    xps_loop_attach(&core.loop_, connection.sock_fd.as_fd(), sys::EPOLLIN as u32, ptr, connection_loop_read_handler)
+        .ok()?;
 
     // Add connection to core's 'connections' list
     core.connections.borrow_mut().push(Some(Rc::clone(&connection)));
@@ -82,31 +89,29 @@ pub fn xps_connection_destroy(connection: Rc<XpsConnection>) {
 ///
 /// The socket is blocking, as in the course: if the client stops reading and the kernel's send
 /// buffer fills, `send()` blocks the whole server (the page's Experiment #1).
+///
+/// Errors the client caused (it reset the connection, it left) are logged at INFO, the
+/// server's own at ERROR (see `client_error_level`); the page logs both as ERROR.
 fn connection_loop_read_handler(ptr: *mut c_void) {
-    assert!(!ptr.is_null());
-    let ptr = ptr.cast::<XpsConnection>().cast_const();
-    // SAFETY: the loop calls this only while the connection's event is attached, and `ptr` is the
-    // `Rc::as_ptr` that xps_connection_create() attached: the very pointer `Rc::into_raw` returns (into_raw
-    // is as_ptr plus forgetting the handle; here core.connections keeps that handle instead). The
-    // core holds it until xps_connection_destroy(), which detaches before it lets go, so the strong
-    // count is at least 1 and taking one more reference is sound. That reference keeps the
-    // connection alive for this whole call, whatever the call destroys.
-    let connection = unsafe {
-        Rc::increment_strong_count(ptr);
-        Rc::from_raw(ptr)
-    };
+    // SAFETY: the loop calls this only while the connection's event is attached; `ptr` is the
+    // instance_ptr() xps_connection_create() attached, and core.connections keeps that
+    // connection alive until xps_connection_destroy(), which detaches first.
+    let connection = unsafe { instance_from_ptr::<XpsConnection>(ptr) };
     let Some(core) = connection.core.upgrade() else { return };
-    let buff = &mut *core.buff.borrow_mut();
+    let mut buff = core.buff.borrow_mut();
+    let remote_ip = connection.remote_ip.as_deref().unwrap_or("unknown");
 
-    let read_n = match sys::recv(connection.sock_fd.as_fd(), buff) {
+    let read_n = match sys::recv(connection.sock_fd.as_fd(), &mut buff[..]) {
         Ok(0) => {
             info!(target: "connection_read_handler()", "peer closed connection");
+            drop(buff);
             xps_connection_destroy(connection);
             return;
         }
         Ok(n) => n,
         Err(e) => {
-            error!(target: "connection_loop_read_handler()", "recv() failed (client {}): {e}", connection.remote_ip);
+            log!(target: "connection_loop_read_handler()", client_error_level(&e), "recv() failed (client {remote_ip}): {e}");
+            drop(buff);
             xps_connection_destroy(connection);
             return;
         }
@@ -123,7 +128,8 @@ fn connection_loop_read_handler(ptr: *mut c_void) {
         match sys::send(connection.sock_fd.as_fd(), &message[bytes_written..]) {
             Ok(write_n) => bytes_written += write_n,
             Err(e) => {
-                error!(target: "connection_loop_read_handler()", "send() failed (client {}): {e}", connection.remote_ip);
+                log!(target: "connection_loop_read_handler()", client_error_level(&e), "send() failed (client {remote_ip}): {e}");
+                drop(buff);
                 xps_connection_destroy(connection);
                 return;
             }

@@ -7,10 +7,10 @@ use std::rc::{Rc, Weak};
 
 use log::{debug, error, info};
 use shared::sys;
-use shared::xps_utils::{FdReserve, xps_getaddrinfo};
+use shared::xps_utils::{FdReserve, listener_extras, xps_getaddrinfo};
 
 use crate::core::xps_core::xps_core_take;
-use crate::core::xps_loop::{xps_loop_attach, xps_loop_detach};
+use crate::core::xps_loop::{instance_from_ptr, instance_ptr, xps_loop_attach, xps_loop_detach};
 use crate::network::xps_connection::xps_connection_create;
 use crate::xps::{DEFAULT_BACKLOG, XpsCore};
 
@@ -32,8 +32,8 @@ pub struct XpsListener {
 
 /// `xps_listener_create()`: creates a non-blocking listening socket on `host:port`, attaches it
 /// to the core's loop with `listener_connection_handler` as its read callback, and adds it to
-/// `core.listeners`. `None` (the C's NULL) on error, after
-/// logging it and undoing what was done: the socket closes when `sock_fd` is dropped.
+/// `core.listeners`. `None` (the C's NULL) on error, after logging it and undoing what was
+/// done: the socket closes when `sock_fd` is dropped.
 pub fn xps_listener_create(core: &Rc<XpsCore>, host: &str, port: u16) -> Option<Rc<XpsListener>> {
     // Create socket instance
     let sock_fd = sys::socket_nonblocking()
@@ -60,16 +60,10 @@ pub fn xps_listener_create(core: &Rc<XpsCore>, host: &str, port: u16) -> Option<
         .inspect_err(|e| error!(target: "xps_listener_create()", "listen() failed: {e}"))
         .ok()?;
 
-    // Port 0 asks the OS for a free port: read back the one it picked. (Not in the course,
-    // which always names its ports; the tests use it to run side by side.)
-    let port = sys::local_addr(sock_fd.as_fd())
-        .inspect_err(|e| error!(target: "xps_listener_create()", "getsockname() failed: {e}"))
-        .ok()?
-        .port();
-
-    let fd_reserve = FdReserve::new()
-        .inspect_err(|e| error!(target: "xps_listener_create()", "open() of the spare descriptor failed: {e}"))
-        .ok()?;
+    // Not in the course (a given helper): read back the port the OS picked when asked for port
+    // 0, and open the spare descriptor that turns clients away when out of fds (`FdReserve`).
+    let (port, fd_reserve) =
+        listener_extras(sock_fd.as_fd()).inspect_err(|e| error!(target: "xps_listener_create()", "{e}")).ok()?;
 
     // Create & allocate memory for a listener instance, and init values
     let listener =
@@ -78,9 +72,9 @@ pub fn xps_listener_create(core: &Rc<XpsCore>, host: &str, port: u16) -> Option<
     // Attach listener to loop: the loop will call listener_connection_handler(ptr) with a
     // pointer to this listener. It stays valid while attached: core.listeners keeps the
     // listener alive until xps_listener_destroy(), which detaches first.
-    let ptr = Rc::as_ptr(&listener).cast_mut().cast::<c_void>();
-    let flags = sys::EPOLLIN as u32;
-    xps_loop_attach(&core.loop_, listener.sock_fd.as_fd(), flags, ptr, listener_connection_handler).ok()?;
+    let ptr = instance_ptr(&listener);
+    xps_loop_attach(&core.loop_, listener.sock_fd.as_fd(), sys::EPOLLIN as u32, ptr, listener_connection_handler)
+        .ok()?;
 
     // Add listener to core's listeners list
     core.listeners.borrow_mut().push(Some(Rc::clone(&listener)));
@@ -114,18 +108,10 @@ pub fn xps_listener_destroy(listener: Rc<XpsListener>) {
 /// `xps_listener_connection_handler`, now called by the loop through a pointer). Accepts one
 /// waiting client and creates its connection.
 fn listener_connection_handler(ptr: *mut c_void) {
-    assert!(!ptr.is_null());
-    let ptr = ptr.cast::<XpsListener>().cast_const();
-    // SAFETY: the loop calls this only while the listener's event is attached, and `ptr` is the
-    // `Rc::as_ptr` that xps_listener_create() attached: the very pointer `Rc::into_raw` returns (into_raw
-    // is as_ptr plus forgetting the handle; here core.listeners keeps that handle instead). The
-    // core holds it until xps_listener_destroy(), which detaches before it lets go, so the strong
-    // count is at least 1 and taking one more reference is sound. That reference keeps the
-    // listener alive for this whole call, whatever the call destroys.
-    let listener = unsafe {
-        Rc::increment_strong_count(ptr);
-        Rc::from_raw(ptr)
-    };
+    // SAFETY: the loop calls this only while the listener's event is attached; `ptr` is the
+    // instance_ptr() xps_listener_create() attached, and core.listeners keeps that listener
+    // alive until xps_listener_destroy(), which detaches first.
+    let listener = unsafe { instance_from_ptr::<XpsListener>(ptr) };
     let Some(core) = listener.core.upgrade() else { return };
 
     // Accepting connection
