@@ -1,5 +1,5 @@
 //! Stage 7 checks beyond the page, in-process: the stale event whose fd a new instance reused
-//! in the same `epoll_wait()` batch.
+//! in the same `epoll_wait()` batch, and a loop run again after the waker stopped it.
 //!
 //! The page's `xps_loop_run()` finds a reported event by searching `loop->events` for the
 //! `loop_event_t *` that epoll carries back, so it skips an event whose loop event was destroyed
@@ -9,11 +9,16 @@
 //! one of the same size, so the stale pointer finds the new instance's event. A learner who
 //! follows the page passes every milestone and fails only this, with the explanation below.
 //!
-//! Run it with `cargo test -p stage07 extra_stale_event`.
+//! Run them with `cargo test -p stage07 extra_`.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::Duration;
 
 use xps_tests::Failure;
 
-use crate::unit_kit::{Plan, SLOTS, Scenario, fail, fd_lock, just_record, run_scenario};
+use crate::core::xps_loop::{xps_loop_create, xps_loop_destroy, xps_loop_run, xps_loop_waker};
+use crate::unit_kit::{Plan, SLOTS, Scenario, TIMEOUT, fail, fd_lock, just_record, panic_message, run_scenario};
 
 const NAMES: [&str; SLOTS] = ["first", "old", "new", ""];
 
@@ -89,11 +94,73 @@ fn extra_stale_event_not_delivered_to_a_new_instance_after_fd_reuse_in_the_same_
                      another event. Looking events up by fd alone is fooled the same way",
             )
             .hint(
-                "the generation in our token: stage07's xps_loop.rs gives every attach a new generation and \
-                     makes epoll carry back the fd *and* the generation, so an event of old never matches new's \
-                     loop event. (This check goes beyond the page: a loop written the page's way passes every \
-                     milestone and fails only this.)",
+                "the generation in our token: the reference stage07/src/core/xps_loop.rs (`Token { fd, \
+                 generation }`) gives every attach a new generation and makes epoll carry back the fd *and* \
+                 the generation, so an event of old never matches new's loop event \
+                 (`scripts/exercise.sh compare 7 handle_epoll_events`). This check goes beyond the page: a \
+                 loop written the page's way passes every milestone and fails only this",
             ),
         );
     }
+}
+
+/// The waker stops `xps_loop_run()`; run again, the loop waits for the next wake-up instead of
+/// returning at once (the first wake-up was read back), and returns at that one. The server
+/// runs its loop once, but a loop is reusable, and the shutdown relies on a wake-up meaning
+/// "stop now", not "stopped once, long ago".
+#[test]
+fn extra_a_woken_loop_runs_again_until_woken_again() {
+    let _fds = fd_lock();
+    let (waker_tx, waker_rx) = mpsc::channel();
+    let (to_test, from_loop) = mpsc::channel();
+    // The loop is not Send: it is created, run and destroyed on its own thread.
+    let thread = thread::spawn(move || {
+        let loop_ = xps_loop_create().expect("xps_loop_create() returns Some(loop)");
+        let _ = waker_tx.send(xps_loop_waker(&loop_));
+        for run in 1..=2 {
+            let result = xps_loop_run(&loop_);
+            let _ = to_test.send((run, format!("{result:?}")));
+        }
+        xps_loop_destroy(loop_);
+    });
+    let Ok(waker) = waker_rx.recv_timeout(TIMEOUT) else {
+        let why = thread.join().err().map_or("it did not start".into(), |p| panic_message(&*p));
+        fail(Failure::new(format!("the loop thread failed before running: {why}")));
+    };
+    let next = |timeout| match from_loop.recv_timeout(timeout) {
+        Ok((run, result)) => format!("run {run} returned {result}"),
+        Err(RecvTimeoutError::Timeout) => format!("no return within {timeout:?}"),
+        Err(RecvTimeoutError::Disconnected) => "the loop thread ended (it panicked: see above)".into(),
+    };
+    let hint = "handle_epoll_events(): on the waker's event, read the waker's eventfd back to zero \
+                (sys::eventfd_drain) and stop: xps_loop_run() returns Ok(())";
+
+    waker.wake();
+    let first = next(TIMEOUT);
+    if first != "run 1 returned Ok(())" {
+        fail(
+            Failure::new("the first xps_loop_run() did not return Ok(()) after LoopWaker::wake()")
+                .detail("received", first)
+                .hint(hint),
+        );
+    }
+    let early = next(Duration::from_millis(300));
+    if early.starts_with("run 2") {
+        fail(
+            Failure::new("run again, xps_loop_run() returned at once, without a second wake-up")
+                .detail("expected", "it waits for events until the waker is woken again")
+                .detail("received", format!("{early}, within 300 ms"))
+                .hint(hint),
+        );
+    }
+    waker.wake();
+    let second = next(TIMEOUT);
+    if second != "run 2 returned Ok(())" {
+        fail(
+            Failure::new("run again, xps_loop_run() did not return Ok(()) after a second LoopWaker::wake()")
+                .detail("received", second)
+                .hint(hint),
+        );
+    }
+    let _ = thread.join();
 }
