@@ -483,8 +483,8 @@ fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_called: &[us
             .hint("that function must return; look for a loop that never ends or a wait without a timeout")
     } else if !progress.woken.load(Ordering::SeqCst) {
         Failure::new(format!(
-            "a callback was never called: xps_loop_run() ran for {TIMEOUT:?} and never called {}'s read_cb",
-            never.join(" nor ")
+            "a callback was never called: xps_loop_run() ran for {TIMEOUT:?} and never called the read_cb of {}",
+            never.join(", ")
         ))
         .detail("expected", "when epoll reports an fd readable, xps_loop_run() calls its loop event's read_cb(ptr)")
         .hint(
@@ -501,5 +501,5 @@ fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_called: &[us
              return when epoll reports it",
         )
     };
-    failure.detail("callbacks", format!("calls so far: {}", counts.join(", ")))
+    failure.detail("calls", format!("read_cb calls so far: {}", counts.join(", ")))
 }

@@ -41,6 +41,7 @@ fn describe_calls(outcome: &Outcome, names: &[&str; SLOTS]) -> String {
 fn milestone_1_create_and_destroy_a_loop() {
     let _fds = fd_lock();
     let fds_before = open_fds();
+    let description_before = describe_open_fds();
     let (before, after) = within(
         || {
             let before = live_bytes();
@@ -59,7 +60,7 @@ fn milestone_1_create_and_destroy_a_loop() {
     if fds_after != fds_before {
         fail(
             Failure::new(format!("xps_loop_destroy() left {} fd(s) open", fds_after as i64 - fds_before as i64))
-                .detail("expected", format!("{fds_before} fds open, as before xps_loop_create()"))
+                .detail("expected", format!("{fds_before} fds open, as before xps_loop_create(): {description_before}"))
                 .detail("received", format!("{fds_after}: {}", describe_open_fds()))
                 .hint("xps_loop_destroy(): the epoll fd (and the waker's eventfd) must be closed (dropped)"),
         );
@@ -244,6 +245,7 @@ fn milestone_1_an_event_whose_owner_was_detached_earlier_in_the_same_batch_is_no
 fn milestone_1_destroy_frees_every_loop_event_and_closes_its_fds() {
     let _fds = fd_lock();
     let fds_before = open_fds();
+    let description_before = describe_open_fds();
     let (before, after) = within(
         || {
             // The test's own fds and ptrs exist before the count starts and after it ends.
@@ -283,7 +285,7 @@ fn milestone_1_destroy_frees_every_loop_event_and_closes_its_fds() {
     if fds_after != fds_before {
         fail(
             Failure::new(format!("xps_loop_destroy() left {} fd(s) open", fds_after as i64 - fds_before as i64))
-                .detail("expected", format!("{fds_before} fds open, as before xps_loop_create()"))
+                .detail("expected", format!("{fds_before} fds open, as before xps_loop_create(): {description_before}"))
                 .detail("received", format!("{fds_after}: {}", describe_open_fds()))
                 .hint("xps_loop_destroy(): close the epoll fd (drop it); the attached fds are their owners' to close"),
         );
