@@ -220,7 +220,10 @@ fn milestone_2_destroying_a_core_leaves_no_fd_open() {
     }
     let destroyed = core.stop();
     if let Err(what) = destroyed.freed {
-        fail(Failure::new(format!("after xps_core_destroy(), {what}")));
+        fail(
+            Failure::new(format!("after xps_core_destroy(), {what}"))
+                .hint("xps_core_destroy(): destroy every connection, every listener, the loop, then the core"),
+        );
     }
     for client in &mut clients {
         expect_eof(client, "the core");
