@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # diff-stages.sh: shows what changed in the source code from one stage to the next.
 #
-# Usage: scripts/diff-stages.sh [FROM] [TO]     (default: stage06 stage07)
+# Usage: scripts/diff-stages.sh [--color=WHEN] [FROM] [TO]     (default: stage06 stage07)
 #
 # Compares FROM/src with TO/src at the root of this workspace. It first prints a summary, one
 # line per file that was added, removed or changed, with its +/- line counts; then the full
-# `diff -ruN` of the two folders (new and removed files shown in full), coloured only when
-# stdout is a terminal. It works from any directory and without git: the workspace root is
-# the folder above the one holding this script.
+# `diff -ruN` of the two folders (new and removed files shown in full), coloured when stdout
+# is a terminal. A pipe turns the colour off, as with diff and git: to page through it in
+# colour, `scripts/diff-stages.sh --color=always | less -R`. It works from any directory and
+# without git: the workspace root is the folder above the one holding this script.
 #
 # Exit status: 0 once the diff is printed (whether or not the stages differ), 1 if diff itself
 # fails, 2 for bad arguments (an unknown stage name lists the stages that exist).
@@ -21,16 +22,19 @@ ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
 
 usage() {
     cat <<EOF
-Usage: $PROGRAM [FROM] [TO]
+Usage: $PROGRAM [--color=WHEN] [FROM] [TO]
 
 Shows what changed in the source code from stage FROM to stage TO (default: stage06 stage07):
 a summary of added, removed and changed files with +/- line counts, then the full
-diff -ruN of FROM/src and TO/src, coloured when stdout is a terminal.
+diff -ruN of FROM/src and TO/src.
 
 Stages are the stageNN folders in $ROOT.
 
 Options:
-  -h, --help   print this help and exit
+      --color=WHEN  colour the diff: auto (when stdout is a terminal; the default),
+                    always, or never. To page through it in colour:
+                    $PROGRAM --color=always | less -R
+  -h, --help        print this help and exit
 EOF
 }
 
@@ -80,12 +84,19 @@ count_changes() {
 }
 
 positional=()
+color=auto
 for arg in "$@"; do
     case $arg in
         -h | --help)
             usage
             exit 0
             ;;
+        --color=*)
+            color=${arg#--color=}
+            [[ $color == auto || $color == always || $color == never ]] ||
+                bad_usage "invalid --color '$color': expected auto, always or never"
+            ;;
+        --color) color=always ;;
         -?*) bad_usage "unknown option '$arg'" ;;
         *) positional+=("$arg") ;;
     esac
@@ -143,7 +154,7 @@ fi
 echo
 
 diff_options=(-ruN)
-if [[ -t 1 ]]; then diff_options+=(--color=always); fi
+if [[ $color == always || ($color == auto && -t 1) ]]; then diff_options+=(--color=always); fi
 # diff exits 1 when the folders differ: that is the expected outcome here, not an error.
 diff_status=0
 diff "${diff_options[@]}" "$FROM/src" "$TO/src" || diff_status=$?

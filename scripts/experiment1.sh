@@ -106,13 +106,26 @@ fi
 # -- build, lock ----------------------------------------------------------------------------
 
 echo "$PROGRAM: building stage07 and sender (cargo build -p stage07 -p xps_tests --bins)"
-if ! cargo build --quiet --manifest-path "$ROOT/Cargo.toml" -p stage07 -p xps_tests --bins; then
+# From the root, as target_dir resolves a relative CARGO_TARGET_DIR there.
+if ! (cd -- "$ROOT" && cargo build --quiet -p stage07 -p xps_tests --bins); then
     echo "$PROGRAM: the build failed" >&2
     exit 1
 fi
 TARGET_DIR=$(target_dir "$ROOT")
 STAGE07=$TARGET_DIR/debug/stage07
 SENDER=$TARGET_DIR/debug/sender
+
+# How to name a binary in the commands we show: ./relative from the current folder when it is
+# inside it (./target/debug/stage07 from the workspace root), else its absolute path.
+shown_path() {
+    local here path
+    here=$(pwd -P)
+    path=$(readlink -m -- "$1")
+    case $path in
+        "$here"/*) printf './%s\n' "${path#"$here"/}" ;;
+        *) printf '%s\n' "$path" ;;
+    esac
+}
 
 hold_default_ports "$PROGRAM" || fail "the default ports stay taken"
 
@@ -123,7 +136,7 @@ SENDER_LOG=$WORK/sender.log
 # -- 1. start the server --------------------------------------------------------------------
 
 step "1/6: start the stage 7 server"
-shows "./target/debug/stage07 --host $HOST        (stdout to a log file)"
+shows "$(shown_path "$STAGE07") --host $HOST        (stdout to a log file)"
 # 9>&-: the children do not inherit the lock's descriptor.
 "$STAGE07" --host "$HOST" >"$SERVER_LOG" 2>&1 9>&- &
 SERVER_PID=$!
@@ -145,7 +158,7 @@ means "the server replies at once: nothing is blocked yet"
 # -- 3. the sender fills the buffers ----------------------------------------------------------
 
 step "3/6: sender streams to port $SENDER_PORT and never reads the replies"
-shows "yes '$STREAM_LINE' | head -c $STREAM_MAX | ./target/debug/sender --port $SENDER_PORT"
+shows "yes '$STREAM_LINE' | head -c $STREAM_MAX | $(shown_path "$SENDER") --port $SENDER_PORT"
 "$SENDER" --host "$HOST" --port "$SENDER_PORT" 2>"$SENDER_LOG" 9>&- < <(
     exec 9>&-
     yes "$STREAM_LINE" | head -c "$STREAM_MAX"

@@ -19,7 +19,8 @@
 # possibly lost). Stage 7 must also exit 0 after Ctrl+C (its graceful shutdown destroyed the
 # core); stage 6 must die by SIGINT.
 #
-# Valgrind's reports and the servers' output are kept in target/memcheck/.
+# Valgrind's reports and the servers' output are kept in target/memcheck/ (in
+# $CARGO_TARGET_DIR/memcheck/ when CARGO_TARGET_DIR is set, as cargo then builds there).
 #
 # Exit status: 0 if both stages pass, 1 if one fails (or a client check fails), 2 if valgrind
 # is not installed or the build fails. Needs bash, perl (core modules only) and valgrind.
@@ -29,7 +30,12 @@ set -euo pipefail
 PROGRAM=$(basename -- "$0")
 SCRIPT_DIR=$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")
 ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
-OUT="$ROOT/target/memcheck"
+# shellcheck source=scripts/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+# Where cargo puts the binaries: ROOT/target, or CARGO_TARGET_DIR if set (cargo runs from ROOT).
+TARGET_DIR=$(target_dir "$ROOT")
+BIN_DIR="$TARGET_DIR/debug"
+OUT="$TARGET_DIR/memcheck"
 # Valgrind runs a program some 20-50 times slower: generous timeouts.
 START_TIMEOUT=60
 EXIT_TIMEOUT=60
@@ -192,6 +198,10 @@ check_stage() {
     rm -f "$vg_log" "$server_log"
     echo
     echo "== $stage under valgrind memcheck"
+    if [ ! -x "$BIN_DIR/$stage" ]; then
+        echo "FAIL $stage: no binary at $BIN_DIR/$stage after the build"
+        return 1
+    fi
 
     # The valgrind process *is* the server's process (valgrind runs the program in its own
     # pid), so SIGINT to it reaches the server. A background job of a script starts with SIGINT
@@ -200,14 +210,23 @@ check_stage() {
     perl -e '$SIG{INT} = "DEFAULT"; exec @ARGV or die "exec $ARGV[0]: $!\n"' \
         valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
         --error-exitcode=99 --num-callers=30 --log-file="$vg_log" \
-        "$ROOT/target/debug/$stage" --host 127.0.0.1 0 0 >"$server_log" 2>&1 &
+        "$BIN_DIR/$stage" --host 127.0.0.1 0 0 >"$server_log" 2>&1 &
     SERVER_PID=$!
 
     local waited=0 ports
     while :; do
         ports=$(sed -n 's/^\[INFO\] .*Server listening on port \([0-9]*\).*/\1/p' "$server_log" | tr '\n' ' ')
         [ "$(wc -w <<<"$ports")" -ge 2 ] && break
-        if ! kill -0 "$SERVER_PID" 2>/dev/null || [ "$waited" -ge $((START_TIMEOUT * 10)) ]; then
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            local status=0
+            wait "$SERVER_PID" || status=$?
+            SERVER_PID=""
+            echo "FAIL $stage: it exited (status $status) before listening; its output and valgrind's:"
+            sed 's/^/  | /' "$server_log" | tail -20
+            sed 's/^/  | /' "$vg_log" 2>/dev/null | tail -10
+            return 1
+        fi
+        if [ "$waited" -ge $((START_TIMEOUT * 10)) ]; then
             echo "FAIL $stage: it did not start listening within ${START_TIMEOUT}s; its output:"
             sed 's/^/  | /' "$server_log" | tail -20
             return 1
@@ -224,7 +243,7 @@ check_stage() {
         return 1
     fi
     local first_port=${ports%% *}
-    if ! "$ROOT/target/debug/loadgen" --port "$first_port" --clients 4 --size 64 --seconds 1 >"$OUT/$stage.loadgen.log" 2>&1; then
+    if ! "$BIN_DIR/loadgen" --port "$first_port" --clients 4 --size 64 --seconds 1 >"$OUT/$stage.loadgen.log" 2>&1; then
         echo "FAIL $stage: loadgen found wrong or missing replies:"
         sed 's/^/  | /' "$OUT/$stage.loadgen.log" | tail -10
         return 1
