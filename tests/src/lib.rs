@@ -87,9 +87,23 @@ impl Failure {
         self
     }
 
-    /// Attaches the tail of `server`'s output.
+    /// Attaches the tail of `server`'s output. If the server panicked (a `todo!()` still to
+    /// write, say), that is the real reason: the panic becomes the first line, and what the
+    /// check saw follows as `so:`.
     pub fn log_of(mut self, server: &Server) -> Self {
         self.log_tail = server.log_tail(25);
+        let panicked = format!("{} panicked: ", server.name());
+        if let Some(panic) = server.panic_report()
+            && !self.what.starts_with(&panicked)
+        {
+            let what = std::mem::replace(&mut self.what, format!("{panicked}{panic}"));
+            self.details.insert(0, ("so".into(), what));
+            self.hint = if self.hint.is_empty() {
+                server::PANIC_HINT.into()
+            } else {
+                format!("{}; then: {}", server::PANIC_HINT, self.hint)
+            };
+        }
         self
     }
 }

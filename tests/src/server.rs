@@ -74,8 +74,12 @@ fn strip_ansi(line: &[u8]) -> String {
     out
 }
 
+/// What to look at when the server panicked.
+pub(crate) const PANIC_HINT: &str =
+    "the function at that file:line panicked (`not yet implemented` is a todo!() still to write)";
+
 /// The first Rust panic in a process's output, as `MESSAGE at FILE:LINE`, from the standard
-/// panic report:
+/// panic report (a line starting with `thread '`, so a client's message cannot pass for one):
 ///
 /// ```text
 /// thread 'main' panicked at stage06/src/network/xps_listener.rs:40:5:
@@ -83,8 +87,10 @@ fn strip_ansi(line: &[u8]) -> String {
 /// ```
 fn find_panic(output: &str) -> Option<String> {
     let mut lines = output.lines();
-    let location =
-        lines.find_map(|line| line.split_once("panicked at ").map(|(_, at)| at.trim().trim_end_matches(':')))?;
+    let location = lines.find_map(|line| {
+        let (_, at) = line.strip_prefix("thread '")?.split_once(" panicked at ")?;
+        Some(at.trim().trim_end_matches(':'))
+    })?;
     // FILE:LINE:COLUMN -> FILE:LINE
     let location = match location.rsplit_once(':') {
         Some((file_line, column)) if column.chars().all(|c| c.is_ascii_digit()) => file_line,
@@ -136,12 +142,10 @@ impl Server {
             let status = server.wait_exit(Duration::from_millis(200));
             let not_listening = format!("{} did not start listening on {n_ports} ports", server.name);
             // A panic (a `todo!()` still in the code, say) is the real reason: show it first.
-            let panic = find_panic(&strip_ansi(&server.output.0.lock().unwrap().tail));
-            let (failure, hint) = match panic {
-                Some(panic) => (
-                    Failure::new(format!("{} panicked: {panic}", server.name)).detail("so", not_listening),
-                    "the function at that file:line panicked (`not yet implemented` is a todo!() still to write)",
-                ),
+            let (failure, hint) = match server.panic_report() {
+                Some(panic) => {
+                    (Failure::new(format!("{} panicked: {panic}", server.name)).detail("so", not_listening), PANIC_HINT)
+                }
                 None => (
                     Failure::new(not_listening),
                     "the server's output below; every listener logs one `Server listening on port N` line",
@@ -259,6 +263,12 @@ impl Server {
             tail.push('\n');
         }
         tail
+    }
+
+    /// The first Rust panic in the kept output, as `MESSAGE at FILE:LINE`
+    /// (`not yet implemented: xps_listener_create ... at stage06/src/network/xps_listener.rs:40`).
+    pub fn panic_report(&self) -> Option<String> {
+        find_panic(&strip_ansi(&self.output.0.lock().unwrap().tail))
     }
 
     /// Whether the kept output (the last 256 KiB) contains `needle`, colours removed.
@@ -433,6 +443,11 @@ mod tests {
             )
         );
         assert_eq!(find_panic("[ERROR] main() : failed\n"), None);
+        assert_eq!(find_panic("[CLIENT MESSAGE] thread panicked at x.rs:1:2:\nboo\n"), None);
+        assert_eq!(
+            find_panic("thread 'main' (438) panicked at stage07/src/main.rs:9:5:\nboom\n").as_deref(),
+            Some("boom at stage07/src/main.rs:9")
+        );
     }
 
     #[test]
