@@ -37,8 +37,8 @@ mod network {
     pub mod xps_listener;
 }
 #[cfg(test)]
-#[path = "../tests/unit/extra.rs"]
-mod extra;
+#[path = "../tests/unit/extra_checks.rs"]
+mod extra_checks;
 #[cfg(test)]
 #[path = "../tests/unit/milestone_1.rs"]
 mod milestone_1;

@@ -1,4 +1,4 @@
-//! What stage 7's in-process checks share (`milestone_1`, `milestone_2`, `extra`): a thread
+//! What stage 7's in-process checks share (`milestone_1`, `milestone_2`, `extra_checks`): a thread
 //! that runs a loop under a time limit, callbacks that record what they were given, a count of
 //! the bytes each thread has allocated, and a lock for checks that count or reuse fds.
 //!
