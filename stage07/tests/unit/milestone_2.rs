@@ -37,9 +37,19 @@ struct Destroyed {
 struct RunningCore {
     name: String,
     ports: Vec<u16>,
-    waker: LoopWaker,
+    waker: WakeOnDrop,
     done: Receiver<Destroyed>,
     thread: JoinHandle<()>,
+}
+
+/// Wakes the core's loop when dropped, so a check that fails halfway still stops its core
+/// (whose thread then destroys it) instead of leaving it serving for the rest of the run.
+struct WakeOnDrop(LoopWaker);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.wake();
+    }
 }
 
 /// Starts a core on a thread of its own with `n_listeners` listeners on OS-picked ports; its loop
@@ -80,7 +90,7 @@ fn start_core(name: &str, n_listeners: usize) -> RunningCore {
         })
         .expect("spawn a thread");
     match ready_rx.recv_timeout(TIMEOUT) {
-        Ok((ports, waker)) => RunningCore { name: name.into(), ports, waker, done, thread },
+        Ok((ports, waker)) => RunningCore { name: name.into(), ports, waker: WakeOnDrop(waker), done, thread },
         Err(RecvTimeoutError::Timeout) => fail(
             Failure::new(format!("{name} was not ready within {TIMEOUT:?}"))
                 .hint("xps_core_create() and xps_listener_create() must return"),
@@ -102,7 +112,7 @@ fn panicked(name: &str, when: &str, thread: JoinHandle<()>) -> Failure {
 impl RunningCore {
     /// Wakes the core's loop and waits for its thread to destroy the core.
     fn stop(self) -> Destroyed {
-        self.waker.wake();
+        self.waker.0.wake();
         match self.done.recv_timeout(TIMEOUT) {
             Ok(destroyed) => {
                 let _ = self.thread.join();
