@@ -22,6 +22,16 @@
 //! is found in the list and delivered to the new instance (ABA). The reference's `Token` (fd and
 //! generation) is what prevents that.
 //!
+//! By hand, in a scratch copy of the workspace (never on main):
+//!
+//! ```text
+//! cp tests/exercises/stage07/page_shaped_xps_loop.rs stage07/src/core/xps_loop.rs
+//! cargo test -p stage07 --no-fail-fast
+//! ```
+//!
+//! Every test passes but `extra_checks::extra_stale_event_not_delivered_..._fd_reuse_...`, whose
+//! failure reads `new's read_cb got new's ptr` and explains the scenario.
+//!
 //! The given structs keep fields this design does not use (the generation, the token's parts).
 #![allow(dead_code, reason = "the given structs keep the generation and token fields the page's design does not use")]
 
