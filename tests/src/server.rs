@@ -112,8 +112,19 @@ fn parse_listening_port(line: &str) -> Option<u16> {
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// The process groups of the servers still running, so that [`Server::stop_all`] can stop them
-/// when the program that started them is interrupted.
-static LIVE_GROUPS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+/// when the program that started them is interrupted. A server is spawned while this lock is
+/// held, so `stop_all` never misses one that is starting; once `stop_all` has run, `stopping`
+/// refuses new servers.
+static LIVE_GROUPS: Mutex<LiveGroups> = Mutex::new(LiveGroups { groups: Vec::new(), stopping: false });
+
+struct LiveGroups {
+    groups: Vec<libc::pid_t>,
+    stopping: bool,
+}
+
+fn live_groups() -> std::sync::MutexGuard<'static, LiveGroups> {
+    LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A server process under test, in a process group of its own: it and everything it starts
 /// (`sh -c "cd dir && ./xps"`, `make run`, a run script) are stopped together. Dropping it stops
@@ -299,10 +310,20 @@ impl Server {
                 Ok(())
             });
         }
+        let mut live = live_groups();
+        if live.stopping {
+            // stop_all() ran: the program is about to exit. Start nothing more, and do not race
+            // that exit by reporting the interrupted checks as failures: wait for it.
+            drop(live);
+            loop {
+                thread::park();
+            }
+        }
         let mut child = cmd.spawn().map_err(|e| {
             Failure::new(format!("could not start {name}: {e}")).hint("was the server built? is the path right?")
         })?;
-        LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).push(child.id() as libc::pid_t);
+        live.groups.push(child.id() as libc::pid_t);
+        drop(live);
         let output = Arc::new((Mutex::new(Output::default()), Condvar::new()));
         let stdout = child.stdout.take().map(OwnedFd::from);
         let stderr = child.stderr.take().map(OwnedFd::from);
@@ -465,7 +486,7 @@ impl Server {
         signal_group(pgid, libc::SIGKILL);
         let reaped = self.child.wait().ok();
         self.reaped = true;
-        LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).retain(|&g| g != pgid);
+        live_groups().groups.retain(|&g| g != pgid);
         if status.is_some() {
             self.exit_status = status;
         } else {
@@ -481,8 +502,14 @@ impl Server {
 
     /// Stops every server this process started that is still running (SIGINT, then SIGKILL
     /// half a second later), for a program's Ctrl+C handler: nothing it started outlives it.
+    /// The caller exits next: from now on, a thread that would start a server waits for that
+    /// exit instead.
     pub fn stop_all() {
-        let groups: Vec<libc::pid_t> = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let groups = {
+            let mut live = live_groups();
+            live.stopping = true;
+            live.groups.clone()
+        };
         for &pgid in &groups {
             signal_group(pgid, libc::SIGINT);
         }
