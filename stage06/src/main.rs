@@ -24,6 +24,9 @@ mod network {
     pub mod xps_connection;
     pub mod xps_listener;
 }
+#[cfg(test)]
+#[path = "../tests/unit/milestone_1.rs"]
+mod milestone_1;
 mod xps;
 
 use std::cell::RefCell;

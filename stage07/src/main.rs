@@ -36,6 +36,18 @@ mod network {
     pub mod xps_connection;
     pub mod xps_listener;
 }
+#[cfg(test)]
+#[path = "../tests/unit/extra_checks.rs"]
+mod extra_checks;
+#[cfg(test)]
+#[path = "../tests/unit/milestone_1.rs"]
+mod milestone_1;
+#[cfg(test)]
+#[path = "../tests/unit/milestone_2.rs"]
+mod milestone_2;
+#[cfg(test)]
+#[path = "../tests/unit/kit.rs"]
+mod unit_kit;
 mod xps;
 
 use std::sync::{Condvar, Mutex, PoisonError};

@@ -74,6 +74,32 @@ fn strip_ansi(line: &[u8]) -> String {
     out
 }
 
+/// What to look at when the server panicked.
+pub(crate) const PANIC_HINT: &str =
+    "the function at that file:line panicked (`not yet implemented` is a todo!() still to write)";
+
+/// The first Rust panic in a process's output, as `MESSAGE at FILE:LINE`, from the standard
+/// panic report (a line starting with `thread '`, so a client's message cannot pass for one):
+///
+/// ```text
+/// thread 'main' panicked at stage06/src/network/xps_listener.rs:40:5:
+/// not yet implemented: xps_listener_create ...
+/// ```
+fn find_panic(output: &str) -> Option<String> {
+    let mut lines = output.lines();
+    let location = lines.find_map(|line| {
+        let (_, at) = line.strip_prefix("thread '")?.split_once(" panicked at ")?;
+        Some(at.trim().trim_end_matches(':'))
+    })?;
+    // FILE:LINE:COLUMN -> FILE:LINE
+    let location = match location.rsplit_once(':') {
+        Some((file_line, column)) if column.chars().all(|c| c.is_ascii_digit()) => file_line,
+        _ => location,
+    };
+    let message = lines.next().map_or("", str::trim);
+    Some(if message.is_empty() { format!("at {location}") } else { format!("{message} at {location}") })
+}
+
 /// The port of a `... Server listening on port N` log line.
 fn parse_listening_port(line: &str) -> Option<u16> {
     // Only log lines count: a client's message echoed by the server must not look like a port.
@@ -155,10 +181,21 @@ impl Server {
         drop(out);
         if got < n_ports {
             let status = server.wait_exit(Duration::from_millis(200));
-            return Err(Failure::new(format!("{} did not start listening on {n_ports} ports", server.name))
+            let not_listening = format!("{} did not start listening on {n_ports} ports", server.name);
+            // A panic (a `todo!()` still in the code, say) is the real reason: show it first.
+            let (failure, hint) = match server.panic_report() {
+                Some(panic) => {
+                    (Failure::new(format!("{} panicked: {panic}", server.name)).detail("so", not_listening), PANIC_HINT)
+                }
+                None => (
+                    Failure::new(not_listening),
+                    "the server's output below; every listener logs one `Server listening on port N` line",
+                ),
+            };
+            return Err(failure
                 .detail("expected", format!("{n_ports} lines like `[INFO] main() : Server listening on port N`"))
                 .detail("received", format!("{got} such lines; process {}", describe_status(status)))
-                .hint("the server's output below; every listener logs one `Server listening on port N` line")
+                .hint(hint)
                 .log_of(&server));
         }
         Ok(server)
@@ -333,6 +370,12 @@ impl Server {
             tail.push('\n');
         }
         tail
+    }
+
+    /// The first Rust panic in the kept output, as `MESSAGE at FILE:LINE`
+    /// (`not yet implemented: xps_listener_create ... at stage06/src/network/xps_listener.rs:40`).
+    pub fn panic_report(&self) -> Option<String> {
+        find_panic(&strip_ansi(&self.output.0.lock().unwrap().tail))
     }
 
     /// Waits up to half a second for the output to stop growing.
@@ -874,6 +917,27 @@ impl DefaultPortsLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_is_found_with_its_message_and_file_line() {
+        let output = "[DEBUG] xps_loop_create() : created loop\n\
+                      thread 'main' panicked at stage06/src/network/xps_listener.rs:40:5:\n\
+                      not yet implemented: xps_listener_create: read the page's section\n\
+                      note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            find_panic(output).as_deref(),
+            Some(
+                "not yet implemented: xps_listener_create: read the page's section at \
+                 stage06/src/network/xps_listener.rs:40"
+            )
+        );
+        assert_eq!(find_panic("[ERROR] main() : failed\n"), None);
+        assert_eq!(find_panic("[CLIENT MESSAGE] thread panicked at x.rs:1:2:\nboo\n"), None);
+        assert_eq!(
+            find_panic("thread 'main' (438) panicked at stage07/src/main.rs:9:5:\nboom\n").as_deref(),
+            Some("boom at stage07/src/main.rs:9")
+        );
+    }
 
     #[test]
     fn port_lines_are_found_plain_coloured_and_split() {

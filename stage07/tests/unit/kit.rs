@@ -1,0 +1,505 @@
+//! What stage 7's in-process checks share (`milestone_1`, `milestone_2`, `extra_checks`): a thread
+//! that runs a loop under a time limit, callbacks that record what they were given, a count of
+//! the bytes each thread has allocated, and a lock for checks that count or reuse fds.
+//!
+//! The checks use only the stage's own signatures of the page's prototypes
+//! (`xps_loop_create/destroy/attach/detach/run`) and the given `LoopWaker`, never the loop's
+//! fields: a loop written the page's way (a list searched for the event) passes them as ours
+//! (a table indexed by fd) does.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::ffi::c_void;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use shared::sys;
+use xps_tests::Failure;
+
+use crate::core::xps_loop::{LoopWaker, xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach};
+use crate::core::xps_loop::{xps_loop_run, xps_loop_waker};
+use crate::xps::{XpsHandler, XpsLoop};
+
+/// How long a check waits for a loop (or a core) before calling it stuck.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Panics with a failure's text: what was expected, what happened, what to look at.
+#[track_caller]
+pub fn fail(failure: Failure) -> ! {
+    panic!("\n{failure}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bytes allocated per thread
+
+/// The test build's allocator: the system's, counting the bytes each thread has allocated and
+/// not freed, so a check can tell whether `xps_loop_destroy()` freed every loop event. Only in
+/// `cargo test` builds of stage07 (this module is `#[cfg(test)]`); the server uses the system
+/// allocator directly.
+struct CountingAllocator;
+
+thread_local! {
+    /// Bytes this thread allocated minus bytes it freed. A `const` Cell: no lazy init and no
+    /// destructor, so using it inside the allocator never allocates.
+    static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
+}
+
+fn count(bytes: i64) {
+    // try_with: the thread may be tearing down its thread-locals.
+    let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + bytes));
+}
+
+// SAFETY: every method forwards to `System` with the same arguments, so the `GlobalAlloc`
+// contract holds as it does for `System`; the counting touches only a thread-local integer.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `alloc`'s contract (non-zero size), passed on unchanged.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            count(layout.size() as i64);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            count(layout.size() as i64);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        count(-(layout.size() as i64));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` was allocated by `System` with `layout`; the caller upholds the rest.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            count(new_size as i64 - layout.size() as i64);
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Bytes the calling thread has allocated and not freed so far.
+pub fn live_bytes() -> i64 {
+    LIVE_BYTES.with(Cell::get)
+}
+
+// ---------------------------------------------------------------------------------------------
+// File descriptors
+
+/// Held by every check of this test binary that opens fds: some count the process's open fds
+/// (`/proc/self/fd`), and the fd-reuse check needs the kernel to hand the fd number it just
+/// closed to its very next eventfd. Another check opening an fd meanwhile would spoil both.
+static FD_CHECKS: Mutex<()> = Mutex::new(());
+
+/// Takes the fd lock (a check that failed while holding it does not poison it for the others).
+pub fn fd_lock() -> MutexGuard<'static, ()> {
+    FD_CHECKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How many fds the process has open.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd").count()
+}
+
+/// What the process's open fds are, for a failure message (`7 -> anon_inode:[eventpoll]`).
+pub fn describe_open_fds() -> String {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return String::new() };
+    let mut fds: Vec<(i32, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?.display().to_string();
+            Some((fd, target))
+        })
+        .collect();
+    fds.sort();
+    fds.iter().map(|(fd, target)| format!("{fd} -> {target}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A new eventfd: an fd the checks make readable when they want (`sys::eventfd_signal`).
+pub fn eventfd() -> OwnedFd {
+    sys::eventfd().expect("eventfd()")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running code on a thread of its own, under a time limit
+
+/// Runs `f` on a new thread and waits up to [`TIMEOUT`] for it. A loop is not `Send`, so `f`
+/// creates its own. If `f` panics (a `todo!()`, say), panics with its message, saying what it
+/// was doing (`doing()` at that moment); if it does not finish in time, panics with
+/// `stuck(...)`'s failure. The stuck thread is left behind; the test binary ends it on exit.
+pub fn within<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+    doing: impl Fn() -> String,
+    stuck: impl FnOnce() -> Failure,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::Builder::new()
+        .name("loop".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("spawn a thread");
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(value) => {
+            let _ = thread.join();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => fail(stuck()),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            let payload = thread.join().expect_err("the thread ended without a result, so it panicked");
+            fail(
+                Failure::new(format!("panicked {}: {}", doing(), panic_message(&*payload)))
+                    .hint("the panic's file:line is printed above (`thread 'loop' panicked at ...`)"),
+            )
+        }
+    }
+}
+
+/// The text of a panic's payload (`not yet implemented: xps_loop_run ...`).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".into()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A loop with recording callbacks
+
+/// How many test instances (fds with a callback and a ptr) a scenario has at most.
+pub const SLOTS: usize = 4;
+
+/// Where the loop thread is, for the message when it is stuck or panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Creating,
+    Attaching,
+    Running,
+    Destroying,
+    Done,
+}
+
+impl Phase {
+    fn doing(self) -> &'static str {
+        match self {
+            Phase::Creating => "in xps_loop_create()",
+            Phase::Attaching => "while attaching the test's fds (xps_loop_attach)",
+            Phase::Running => "in xps_loop_run() or a callback it called",
+            Phase::Destroying => "in xps_loop_destroy()",
+            Phase::Done => "after xps_loop_destroy()",
+        }
+    }
+}
+
+/// What the loop thread reports as it goes, readable from the test thread even when the loop
+/// thread is stuck.
+pub struct Progress {
+    phase: AtomicU8,
+    /// How many times each slot's callback was called.
+    pub calls: [AtomicU32; SLOTS],
+    /// Whether a callback has asked the loop to stop (`LoopWaker::wake`).
+    pub woken: AtomicBool,
+    /// A scenario's own value (the fd-reuse check: whether the fd number was reused).
+    pub note: AtomicI64,
+}
+
+impl Progress {
+    fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::SeqCst);
+    }
+
+    fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::SeqCst) {
+            0 => Phase::Creating,
+            1 => Phase::Attaching,
+            2 => Phase::Running,
+            3 => Phase::Destroying,
+            _ => Phase::Done,
+        }
+    }
+}
+
+/// A scenario's state on the loop thread; callbacks reach it through a thread-local, never
+/// through the `ptr` they are given (a wrong `ptr` must be reported, not dereferenced).
+pub struct Scenario {
+    /// The loop under test.
+    pub loop_: XpsLoop,
+    waker: LoopWaker,
+    progress: Arc<Progress>,
+    /// Each slot's eventfd, while open.
+    fds: RefCell<[Option<OwnedFd>; SLOTS]>,
+    /// Distinct addresses, one per slot, given as `ptr`: slot i attaches `&tags[i]`.
+    tags: [u8; SLOTS],
+    /// Every callback call, in order: (slot of the callback, the ptr it got).
+    calls: RefCell<Vec<(usize, usize)>>,
+    /// What each slot's callback does after recording its call.
+    actions: [fn(&Scenario); SLOTS],
+}
+
+thread_local! {
+    static SCENARIO: RefCell<Option<Rc<Scenario>>> = const { RefCell::new(None) };
+}
+
+/// The read callbacks the checks attach: slot i's is `CALLBACKS[i]`.
+pub const CALLBACKS: [XpsHandler; SLOTS] = [callback_0, callback_1, callback_2, callback_3];
+
+fn callback_0(ptr: *mut c_void) {
+    callback(0, ptr);
+}
+fn callback_1(ptr: *mut c_void) {
+    callback(1, ptr);
+}
+fn callback_2(ptr: *mut c_void) {
+    callback(2, ptr);
+}
+fn callback_3(ptr: *mut c_void) {
+    callback(3, ptr);
+}
+
+fn callback(slot: usize, ptr: *mut c_void) {
+    let scenario = SCENARIO.with_borrow(Clone::clone).expect("a callback runs only while its scenario runs");
+    scenario.calls.borrow_mut().push((slot, ptr as usize));
+    scenario.progress.calls[slot].fetch_add(1, Ordering::SeqCst);
+    (scenario.actions[slot])(&scenario);
+}
+
+/// An action that does nothing more than record the call.
+pub fn just_record(_: &Scenario) {}
+
+impl Scenario {
+    /// The `ptr` slot `slot` attaches with.
+    pub fn ptr(&self, slot: usize) -> *mut c_void {
+        std::ptr::from_ref(&self.tags[slot]).cast_mut().cast()
+    }
+
+    /// Opens a new eventfd for `slot` (not readable yet); returns its fd number.
+    pub fn open(&self, slot: usize) -> i32 {
+        let fd = eventfd();
+        let number = fd.as_raw_fd();
+        self.fds.borrow_mut()[slot] = Some(fd);
+        number
+    }
+
+    /// The number of `slot`'s open eventfd.
+    pub fn fd_number(&self, slot: usize) -> i32 {
+        self.fds.borrow()[slot].as_ref().expect("the slot's fd is open").as_raw_fd()
+    }
+
+    /// Closes `slot`'s eventfd.
+    pub fn close(&self, slot: usize) {
+        self.fds.borrow_mut()[slot] = None;
+    }
+
+    /// `xps_loop_attach(loop, fd, EPOLLIN, ptr(slot), CALLBACKS[slot])`, which must succeed.
+    pub fn attach(&self, slot: usize) {
+        let fds = self.fds.borrow();
+        let fd = fds[slot].as_ref().expect("the slot's fd is open");
+        let result = xps_loop_attach(&self.loop_, fd.as_fd(), sys::EPOLLIN as u32, self.ptr(slot), CALLBACKS[slot]);
+        if let Err(e) = result {
+            fail(
+                Failure::new(format!("xps_loop_attach() of an eventfd returned Err({e:?})"))
+                    .detail("expected", "Ok(()): epoll accepts an open eventfd with EPOLLIN")
+                    .hint("xps_loop_attach() in stage07/src/core/xps_loop.rs: loop_event_create(), epoll_ctl(ADD)"),
+            );
+        }
+    }
+
+    /// `xps_loop_detach(loop, fd)`, which must succeed.
+    pub fn detach(&self, slot: usize) {
+        let fds = self.fds.borrow();
+        let fd = fds[slot].as_ref().expect("the slot's fd is open");
+        if let Err(e) = xps_loop_detach(&self.loop_, fd.as_fd()) {
+            fail(
+                Failure::new(format!("xps_loop_detach() of an attached eventfd returned Err({e:?})"))
+                    .detail("expected", "Ok(())")
+                    .hint(
+                        "xps_loop_detach() in stage07/src/core/xps_loop.rs: find the fd's loop event, epoll_ctl(DEL)",
+                    ),
+            );
+        }
+    }
+
+    /// Makes `slot`'s eventfd readable (it stays readable until drained).
+    pub fn signal(&self, slot: usize) {
+        sys::eventfd_signal(self.fds.borrow()[slot].as_ref().expect("the slot's fd is open").as_fd())
+            .expect("write to an eventfd");
+    }
+
+    /// Makes `slot`'s eventfd not readable again.
+    pub fn drain(&self, slot: usize) {
+        if let Some(fd) = self.fds.borrow()[slot].as_ref() {
+            sys::eventfd_drain(fd.as_fd()).expect("read from an eventfd");
+        }
+    }
+
+    /// How many times `slot`'s callback has been called.
+    pub fn calls(&self, slot: usize) -> u32 {
+        self.progress.calls[slot].load(Ordering::SeqCst)
+    }
+
+    /// Sets the scenario's own value (see [`Progress::note`]).
+    pub fn note(&self, value: i64) {
+        self.progress.note.store(value, Ordering::SeqCst);
+    }
+
+    /// Asks the loop to stop: `xps_loop_run()` must return once it sees the wake-up.
+    pub fn stop(&self) {
+        self.progress.woken.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+}
+
+/// What a scenario's run reports back.
+pub struct Outcome {
+    /// Every callback call, in order: (slot of the callback, name of the ptr it got).
+    pub calls: Vec<(usize, String)>,
+    /// What `xps_loop_run()` returned.
+    pub run_result: String,
+    /// How many times each slot's callback was called.
+    pub counts: [u32; SLOTS],
+    /// The scenario's own value.
+    pub note: i64,
+}
+
+/// A scenario: what each slot is called, which slots' callbacks must be called for the loop
+/// to get to the end, and what happens before the loop runs and in each callback.
+pub struct Plan {
+    /// The check's name for each slot (`"a"`, `"old"`, ...), for messages.
+    pub names: [&'static str; SLOTS],
+    /// Slots whose callbacks must be called (a timeout then says "never called").
+    pub must_be_called: &'static [usize],
+    /// Runs after `xps_loop_create()`, before `xps_loop_run()`: open, attach, signal.
+    pub setup: fn(&Scenario),
+    /// What each slot's callback does after recording its call.
+    pub actions: [fn(&Scenario); SLOTS],
+}
+
+/// Runs `plan` on a loop of its own thread: create the loop, `setup`, `xps_loop_run()` until a
+/// callback calls [`Scenario::stop`], then `xps_loop_destroy()`. Fails within [`TIMEOUT`],
+/// saying which, if `xps_loop_run()` never calls a callback the plan needs or never returns
+/// after the wake-up.
+pub fn run_scenario(plan: Plan) -> Outcome {
+    let progress = Arc::new(Progress {
+        phase: AtomicU8::new(Phase::Creating as u8),
+        calls: Default::default(),
+        woken: AtomicBool::new(false),
+        note: AtomicI64::new(0),
+    });
+    let names = plan.names;
+    let must_be_called = plan.must_be_called;
+    let on_thread = Arc::clone(&progress);
+    within(
+        move || run_on_this_thread(plan, on_thread),
+        {
+            let progress = Arc::clone(&progress);
+            move || progress.phase().doing().to_string()
+        },
+        move || stuck(&progress, names, must_be_called),
+    )
+}
+
+fn run_on_this_thread(plan: Plan, progress: Arc<Progress>) -> Outcome {
+    let Some(loop_) = xps_loop_create() else {
+        fail(
+            Failure::new("xps_loop_create() returned None")
+                .detail("expected", "Some(loop): an epoll fd and an empty list of loop events")
+                .hint("xps_loop_create() in stage07/src/core/xps_loop.rs; its ERROR log line says which call failed"),
+        )
+    };
+    progress.set_phase(Phase::Attaching);
+    let scenario = Rc::new(Scenario {
+        waker: xps_loop_waker(&loop_),
+        loop_,
+        progress: Arc::clone(&progress),
+        fds: RefCell::new(Default::default()),
+        tags: [0; SLOTS],
+        calls: RefCell::new(Vec::new()),
+        actions: plan.actions,
+    });
+    // The ptrs as attached: the tags' addresses inside the Rc, before anything moves.
+    let tags: Vec<usize> = (0..SLOTS).map(|slot| scenario.ptr(slot) as usize).collect();
+    SCENARIO.set(Some(Rc::clone(&scenario)));
+    (plan.setup)(&scenario);
+
+    progress.set_phase(Phase::Running);
+    let run_result = format!("{:?}", xps_loop_run(&scenario.loop_));
+
+    progress.set_phase(Phase::Destroying);
+    SCENARIO.set(None);
+    let scenario = Rc::try_unwrap(scenario).unwrap_or_else(|_| panic!("the scenario is no longer in use"));
+    let name_of = |ptr: usize| match tags.iter().position(|&tag| tag == ptr) {
+        Some(slot) => format!("{}'s ptr", plan.names[slot]),
+        None => format!("{ptr:#x}, none of the attached ptrs"),
+    };
+    let calls = scenario.calls.take().into_iter().map(|(slot, ptr)| (slot, name_of(ptr))).collect();
+    xps_loop_destroy(scenario.loop_);
+    drop(scenario.fds);
+    progress.set_phase(Phase::Done);
+    Outcome {
+        calls,
+        run_result,
+        counts: std::array::from_fn(|slot| progress.calls[slot].load(Ordering::SeqCst)),
+        note: progress.note.load(Ordering::SeqCst),
+    }
+}
+
+/// The failure when the loop thread has not finished within [`TIMEOUT`].
+fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_called: &[usize]) -> Failure {
+    let phase = progress.phase();
+    let counts: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| !name.is_empty())
+        .map(|(slot, name)| format!("{name}: {}", progress.calls[slot].load(Ordering::SeqCst)))
+        .collect();
+    let never: Vec<&str> = must_be_called
+        .iter()
+        .filter(|&&slot| progress.calls[slot].load(Ordering::SeqCst) == 0)
+        .map(|&slot| names[slot])
+        .collect();
+    let failure = if phase != Phase::Running {
+        Failure::new(format!("the loop thread is stuck {} (no return within {TIMEOUT:?})", phase.doing()))
+            .hint("that function must return; look for a loop that never ends or a wait without a timeout")
+    } else if !progress.woken.load(Ordering::SeqCst) {
+        Failure::new(format!(
+            "a callback was never called: xps_loop_run() ran for {TIMEOUT:?} and never called the read_cb of {}",
+            never.join(", ")
+        ))
+        .detail("expected", "when epoll reports an fd readable, xps_loop_run() calls its loop event's read_cb(ptr)")
+        .hint(
+            "xps_loop_attach() (the loop event and what epoll carries back) and xps_loop_run() / \
+             handle_epoll_events() (epoll_wait, find the loop event, call read_cb(ptr))",
+        )
+    } else {
+        Failure::new(format!(
+            "xps_loop_run() never returned: a callback called LoopWaker::wake() and {TIMEOUT:?} later it still runs"
+        ))
+        .detail("expected", "xps_loop_run() returns Ok(()) once the waker's eventfd is reported readable")
+        .hint(
+            "xps_loop_create() attaches the waker's eventfd; xps_loop_run() / handle_epoll_events() must \
+             return when epoll reports it",
+        )
+    };
+    failure.detail("calls", format!("read_cb calls so far: {}", counts.join(", ")))
+}
