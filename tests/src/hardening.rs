@@ -871,7 +871,7 @@ pub const FLOOD_BYTES: usize = 64 << 20;
 /// Generates one `#[test]` per hardening check, each starting its own server (the
 /// out-of-descriptors one with a limit of [`FD_LIMIT`] open files).
 ///
-/// ```ignore
+/// ```text
 /// xps_tests::hardening_tests!(bin: env!("CARGO_BIN_EXE_stage06"), ports: 3);
 /// ```
 ///

@@ -208,7 +208,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 /// Generates one `#[test]` per milestone check, each starting its own server, plus the
 /// command-line checks.
 ///
-/// ```ignore
+/// ```text
 /// xps_tests::milestone_tests!(bin: env!("CARGO_BIN_EXE_stage06"), ports: 3, default_ports: [8001, 8002, 8003]);
 /// ```
 ///
