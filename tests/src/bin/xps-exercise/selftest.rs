@@ -256,7 +256,8 @@ fn page_shaped_loop(ctx: &Ctx, scratch: &Ctx, m: &Manifest) -> Result<String, St
              a list, as the page's C does; written with the milestone checks) is needed for this point"
         ));
     };
-    crate::workspace::write(scratch, LOOP_FILE, &text)?;
+    let reference = crate::workspace::read(scratch, LOOP_FILE)?;
+    crate::workspace::write(scratch, LOOP_FILE, &with_page_shaped_functions(&reference, &text)?)?;
     let results =
         check::run_all(scratch, m, None, false).map_err(|e| format!("the page-shaped loop does not build:\n{e}"))?;
     let mut problems = Vec::new();
@@ -284,6 +285,31 @@ fn page_shaped_loop(ctx: &Ctx, scratch: &Ctx, m: &Manifest) -> Result<String, St
         problems.push(format!("the fd-reuse failure message does not point to the generation in our token:\n{text}"));
     }
     if problems.is_empty() { Ok(format!("(fails only {})", reuse_failed.join(", "))) } else { Err(problems.join("\n")) }
+}
+
+/// The functions the page-shaped loop fixture writes the page's way.
+const PAGE_SHAPED_FNS: [&str; 3] = ["xps_loop_attach", "xps_loop_detach", "handle_epoll_events"];
+
+/// The reference loop with [`PAGE_SHAPED_FNS`] (doc comments included) replaced by the
+/// fixture's, and the dead-code lint off: the page's way leaves the generation unused.
+fn with_page_shaped_functions(reference: &str, fixture: &str) -> Result<String, String> {
+    let mut text = reference.to_string();
+    for name in PAGE_SHAPED_FNS {
+        let theirs = find_fn(fixture, name).ok_or(format!("no `fn {name}` in {PAGE_SHAPED_LOOP}"))?;
+        let ours = find_fn(&text, name).ok_or(format!("no `fn {name}` in {LOOP_FILE}"))?;
+        text = format!(
+            "{}{}{}",
+            &text[..ours.item_start],
+            &fixture[theirs.item_start..=theirs.body_close],
+            &text[ours.body_close + 1..]
+        );
+    }
+    let docs_end: usize = text.split_inclusive('\n').take_while(|line| line.starts_with("//!")).map(str::len).sum();
+    Ok(format!(
+        "{}#![allow(dead_code, reason = \"the page's way leaves the generation unused\")]\n{}",
+        &text[..docs_end],
+        &text[docs_end..]
+    ))
 }
 
 /// The page's own misspellings, quoted by the hints.
@@ -346,6 +372,21 @@ fn hint_names(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_shaped_functions_replace_the_references_and_nothing_else() {
+        let fns = |body: &str| {
+            PAGE_SHAPED_FNS.map(|name| format!("/// {name}, {body}.\nfn {name}() {{\n    {body}();\n}}\n")).concat()
+        };
+        let reference = format!("//! The loop.\n\nstruct Given;\n\n{}\nfn xps_loop_run() {{}}\n", fns("ours"));
+        let fixture = format!("//! The page's way.\n\n{}", fns("page"));
+        let text = with_page_shaped_functions(&reference, &fixture).unwrap();
+        let want = format!(
+            "//! The loop.\n#![allow(dead_code, reason = \"the page's way leaves the generation unused\")]\n\nstruct Given;\n\n{}\nfn xps_loop_run() {{}}\n",
+            fns("page")
+        );
+        assert_eq!(text, want);
+    }
 
     #[test]
     fn hint_names_are_snake_case_calls_and_type_paths() {
