@@ -12,7 +12,7 @@ use xps_tests::{Server, checks};
 fn fake_server(destroy_lines: bool) -> Server {
     let script = format!(
         r#"
-import os, signal, socket, sys, threading
+import os, signal, socket, sys, threading, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 0)); s.listen(64)
 port = s.getsockname()[1]
@@ -39,7 +39,10 @@ def accept():
         c, _ = s.accept(); conns.append(c)
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 threading.Thread(target=accept, daemon=True).start()
-signal.pause()
+# Not signal.pause(): the kernel may hand SIGINT to another thread, and pause() in the main
+# thread would then never return. Python runs the handler in the main thread at its next check.
+while True:
+    time.sleep(0.05)
 "#,
         destroy_lines = if destroy_lines { "True" } else { "False" }
     );
