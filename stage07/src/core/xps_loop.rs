@@ -187,6 +187,16 @@ pub fn xps_loop_destroy(loop_: XpsLoop) {
     debug!(target: "xps_loop_destroy()", "destroyed loop");
 }
 
+/// Reads the wake-up eventfd back to zero once the loop has seen it (not in the course, given):
+/// otherwise it stays readable and every later run of this loop would return at once.
+fn drain_wake_fd(loop_: &XpsLoop) {
+    if let Some(wake_fd) = loop_.wake_fd.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+        && let Err(e) = sys::eventfd_drain(wake_fd.as_fd())
+    {
+        error!(target: "xps_loop_run()", "read() from eventfd failed: {e}");
+    }
+}
+
 /// A handle that can stop `loop_` from another thread.
 pub fn xps_loop_waker(loop_: &XpsLoop) -> LoopWaker {
     LoopWaker(Arc::clone(&loop_.wake_fd))
@@ -300,13 +310,7 @@ fn handle_epoll_events(loop_: &XpsLoop, epoll_events: &[sys::epoll_event]) -> Ba
         let (flags, token) = (curr_epoll_event.events, Token::from_data(curr_epoll_event.u64));
 
         if token == Token::WAKE {
-            // Read the eventfd back to zero, or it stays readable and every later run of this
-            // loop would return at once.
-            if let Some(wake_fd) = loop_.wake_fd.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
-                && let Err(e) = sys::eventfd_drain(wake_fd.as_fd())
-            {
-                error!(target: "xps_loop_run()", "read() from eventfd failed: {e}");
-            }
+            drain_wake_fd(loop_);
             debug!(target: "xps_loop_run()", "woken up: stopping the loop");
             return Batch::Stop;
         }
