@@ -25,8 +25,8 @@ mod network {
     pub mod xps_listener;
 }
 #[cfg(test)]
-#[path = "../tests/unit/milestone_1.rs"]
-mod milestone_1;
+#[path = "../tests/unit/mod.rs"]
+mod unit;
 mod xps;
 
 use std::cell::RefCell;

@@ -37,17 +37,8 @@ mod network {
     pub mod xps_listener;
 }
 #[cfg(test)]
-#[path = "../tests/unit/extra_checks.rs"]
-mod extra_checks;
-#[cfg(test)]
-#[path = "../tests/unit/milestone_1.rs"]
-mod milestone_1;
-#[cfg(test)]
-#[path = "../tests/unit/milestone_2.rs"]
-mod milestone_2;
-#[cfg(test)]
-#[path = "../tests/unit/kit.rs"]
-mod unit_kit;
+#[path = "../tests/unit/mod.rs"]
+mod unit;
 mod xps;
 
 use std::sync::{Condvar, Mutex, PoisonError};

@@ -4,7 +4,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::{Failure, REPLY_TIMEOUT, Server, escape, expected_reply};
+use crate::{Failure, REPLY_TIMEOUT, Role, Server, escape, expected_reply};
 
 /// A client of the server under test, named for failure messages ("client 2 on port 8002").
 pub struct Client {
@@ -19,7 +19,11 @@ impl Client {
         let label = format!("{} on port {port}", label.into());
         let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| {
             Failure::new(format!("{label} could not connect: {e}"))
-                .hint("is the server still running and listening on this port?")
+                .blame(
+                    Role::ListenerCreate,
+                    "nothing accepts connections on this port: the listener must bind() and listen() on it",
+                )
+                .hint("is the server still running? is this port the one its `Server listening on port N` line says?")
                 .log_of(server)
         })?;
         stream.set_nodelay(true).ok();
@@ -46,7 +50,7 @@ impl Client {
         self.stream.write_all(bytes).map_err(|e| {
             Failure::new(format!("{} could not send: {e}", self.label))
                 .detail("sending", escape(bytes))
-                .hint("did the server close this connection? look for an ERROR line below")
+                .blame(Role::ReadHandler, "the server closed this connection; look for an ERROR line below")
                 .log_of(server)
         })
     }
@@ -82,26 +86,39 @@ impl Client {
         if received == expected {
             return Ok(());
         }
-        let (what, hint) = match &end {
+        let (what, role, why) = match &end {
             ReadEnd::Complete => (
                 "got a wrong reply",
-                "the reply must be the message reversed byte for byte, with a trailing \\n kept last; \
-                 is the reply going to the right connection?",
+                Role::ReadHandler,
+                "the reply is built there: the message reversed byte for byte, a trailing \\n kept last, sent \
+                 to this connection",
+            ),
+            ReadEnd::TimedOut if received.is_empty() && was_read(server, sent) => (
+                "got no reply",
+                Role::ReadHandler,
+                "the server read the message (its [CLIENT MESSAGE] line is below) but sent nothing back",
             ),
             ReadEnd::TimedOut if received.is_empty() => (
                 "got no reply",
-                "did the server recv() this message (is there a [CLIENT MESSAGE] line below)? \
-                 does the loop dispatch this connection's events?",
+                Role::Dispatch,
+                "the message was never read (no [CLIENT MESSAGE] line): the loop must hand this connection's \
+                 read event to its read handler",
             ),
-            ReadEnd::TimedOut => ("got only part of the reply", "does the server send() until every byte is written?"),
-            ReadEnd::Closed => ("saw the server close the connection", "look for an ERROR line below"),
-            ReadEnd::Error(_) => ("hit a socket error", "look for an ERROR line below"),
+            ReadEnd::TimedOut => {
+                ("got only part of the reply", Role::ReadHandler, "send() until every byte is written")
+            }
+            ReadEnd::Closed => (
+                "saw the server close the connection",
+                Role::ReadHandler,
+                "the connection was closed instead of answered; look for an ERROR line below",
+            ),
+            ReadEnd::Error(_) => ("hit a socket error", Role::ReadHandler, "look for an ERROR line below"),
         };
         Err(Failure::new(format!("{} {what}", self.label))
             .detail("sent", escape(sent))
             .detail("expected", escape(expected))
             .detail("received", format!("{}{}", escape(&received), end.describe()))
-            .hint(hint)
+            .blame(role, why)
             .log_of(server))
     }
 
@@ -121,7 +138,7 @@ impl Client {
             .detail("sent", escape(sent))
             .detail("expected", format!("nothing for {wait:?}"))
             .detail("received", format!("{}{}", escape(&received), end.describe()))
-            .hint(why.to_string())
+            .blame(Role::ReadHandler, why.to_string())
             .log_of(server))
     }
 
@@ -135,7 +152,7 @@ impl Client {
             _ => Err(Failure::new(format!("{} did not see the server close the connection", self.label))
                 .detail("expected", "end-of-file")
                 .detail("received", format!("{}{}", escape(&received), end.describe()))
-                .hint("does shutting down destroy every connection (and so close its socket)?")
+                .blame(Role::ConnectionDestroy, "destroying a connection closes its socket")
                 .log_of(server)),
         }
     }
@@ -162,6 +179,18 @@ impl Client {
         };
         assert_eq!(ret, 0, "setsockopt(SO_LINGER) failed: {}", std::io::Error::last_os_error());
         drop(self.stream);
+    }
+}
+
+/// Whether the server's log shows it read `sent` (its `[CLIENT MESSAGE]` line, as printed for a
+/// one-line message of printable text).
+fn was_read(server: &Server, sent: &[u8]) -> bool {
+    let line = sent.strip_suffix(b"\n").unwrap_or(sent);
+    match std::str::from_utf8(line) {
+        Ok(text) if !text.contains('\n') && text.chars().all(|c| !c.is_control()) => {
+            server.log_contains(&format!("[CLIENT MESSAGE] {text}"))
+        }
+        _ => false,
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A server that learners leave running and poke with netcat, scripts and the course's tester
 //! must keep working whatever its clients do. Each check here is written once and run against
-//! every stage through [`hardening_tests!`](crate::hardening_tests):
+//! every stage through the registry ([`crate::registry`]):
 //!
 //! - [`out_of_fds_the_server_does_not_spin_keeps_serving_and_accepts_again`]: `accept()` failing
 //!   with `EMFILE` must not make the server loop at 100% CPU (the course's C does: the listening
@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{Client, Failure, Rng, Server, escape, expected_reply};
+use crate::{Client, Failure, Rng, Server, Target, escape, expected_reply};
 
 /// The most bytes one `recv()` of the course's server returns (`DEFAULT_BUFFER_SIZE`).
 pub const MAX_RECV: usize = 100_000;
@@ -425,7 +425,14 @@ fn random_bytes_no_newline(rng: &mut Rng, len: usize) -> Vec<u8> {
 /// a whole, not each listener), and still serve the first client. Once the
 /// extra clients leave, a new client is served and the server's descriptors are back where they
 /// were.
-pub fn out_of_fds_the_server_does_not_spin_keeps_serving_and_accepts_again(server: &Server) -> Result<(), Failure> {
+pub fn out_of_fds_the_server_does_not_spin_keeps_serving_and_accepts_again(target: &Target) -> Result<(), Failure> {
+    let server = start_with_fd_limit(&target.bin.to_string_lossy(), target.n_ports, FD_LIMIT);
+    out_of_fds_on(&server)
+}
+
+/// [`out_of_fds_the_server_does_not_spin_keeps_serving_and_accepts_again`] on a server started
+/// with few descriptors.
+fn out_of_fds_on(server: &Server) -> Result<(), Failure> {
     const NEEDLE: &str = "Too many open files";
     let limit = fd_limit(server)?;
     if limit > 1024 {
@@ -700,7 +707,7 @@ fn storm_session(
     rng: &mut Rng,
     counts: &StormCounts,
 ) -> Result<(), String> {
-    let client = Client::connect(server, port, label).map_err(|f| f.what)?;
+    let client = Client::connect(server, port, label).map_err(|f| f.summary.clone())?;
     let messages: Vec<Vec<u8>> = (0..1 + rng.below(4))
         .map(|_| match rng.below(10) {
             // Small: any bytes, '\n' included, often a line.
@@ -867,46 +874,6 @@ pub fn memory_stays_flat_however_much_a_client_sends(server: &Server) -> Result<
 
 /// How much the memory check streams.
 pub const FLOOD_BYTES: usize = 64 << 20;
-
-/// Generates one `#[test]` per hardening check, each starting its own server (the
-/// out-of-descriptors one with a limit of [`FD_LIMIT`] open files).
-///
-/// ```text
-/// xps_tests::hardening_tests!(bin: env!("CARGO_BIN_EXE_stage06"), ports: 3);
-/// ```
-///
-/// Hardening goes beyond the course, so every test's name starts with `extra_` (see
-/// [`milestone_tests!`](crate::milestone_tests) for the prefixes); the check functions keep
-/// their names.
-#[macro_export]
-macro_rules! hardening_tests {
-    (bin: $bin:expr, ports: $ports:expr) => {
-        #[test]
-        fn extra_out_of_fds_the_server_does_not_spin_keeps_serving_and_accepts_again() {
-            let server = $crate::hardening::start_with_fd_limit($bin, $ports, $crate::hardening::FD_LIMIT);
-            $crate::run(&server, $crate::hardening::out_of_fds_the_server_does_not_spin_keeps_serving_and_accepts_again);
-        }
-        $crate::hardening_tests!(@server $bin, $ports;
-            extra_connect_round_trip_close_1000_times_leaks_no_fd
-                => connect_round_trip_close_1000_times_leaks_no_fd,
-            extra_storm_of_random_clients_gets_every_byte_back_and_leaks_no_fd
-                => storm_of_random_clients_gets_every_byte_back_and_leaks_no_fd,
-            extra_one_mib_streamed_while_reading_comes_back_whole
-                => one_mib_streamed_while_reading_comes_back_whole,
-            extra_memory_stays_flat_however_much_a_client_sends
-                => memory_stays_flat_however_much_a_client_sends,
-        );
-    };
-    (@server $bin:expr, $ports:expr; $($test:ident => $check:ident),+ $(,)?) => {
-        $(
-            #[test]
-            fn $test() {
-                let server = $crate::Server::start_on_free_ports($bin, $ports);
-                $crate::run(&server, $crate::hardening::$check);
-            }
-        )+
-    };
-}
 
 #[cfg(test)]
 mod tests {

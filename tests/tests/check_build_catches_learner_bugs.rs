@@ -276,7 +276,7 @@ fn a_trailing_nul_is_named_with_strlen_plus_1_and_written_to_junit() {
     let (code, text) = check(&fake, &["--stage", "6", "--junit", &junit_arg], "nul", "0.0.0.0", &ALL_PORTS);
     assert_eq!(code, Some(1), "{text}");
     assert_contains(
-        section(&text, "nothing_comes_after_a_reply"),
+        section(&text, "extra_nothing_comes_after_a_reply"),
         &[r#"got 1 extra byte "\x00" after the reply"#, "are you sending strlen+1?"],
     );
     assert_contains(
@@ -290,7 +290,7 @@ fn a_trailing_nul_is_named_with_strlen_plus_1_and_written_to_junit() {
         &xml,
         &[
             "<testsuite name=\"xps-check stage 6\" tests=\"17\"",
-            "<testcase classname=\"workspace\" name=\"nothing_comes_after_a_reply\"",
+            "<testcase classname=\"workspace\" name=\"extra_nothing_comes_after_a_reply\"",
             "<failure message=",
             "are you sending strlen+1?",
         ],
@@ -304,7 +304,7 @@ fn a_message_without_newline_reversed_wrong_fails_our_check_though_the_tester_wo
     let (code, text) = check(&fake, &["--stage", "6"], "newline", "0.0.0.0", &ALL_PORTS);
     assert_eq!(code, Some(1), "{text}");
     assert_contains(
-        section(&text, "message_without_a_newline_comes_back_reversed"),
+        section(&text, "extra_message_without_a_newline_comes_back_reversed"),
         &[r#"sent:     "no newline""#, r#"expected: "enilwen on""#, r#"received: "nilwen one""#, "trailing \\n"],
     );
     // The tester sends only lines ending in \n: it would not see this bug.

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use xps_tests::{Server, checks};
+use xps_tests::{Role, Server, checks};
 
 /// A server that logs `Server listening on port N` for one OS-picked port and then answers
 /// every recv() with `reply_expr` (a Python expression of `data`).
@@ -35,7 +35,8 @@ while True:
 fn a_server_that_echoes_instead_of_reversing_fails_with_sent_expected_received_and_its_log() {
     let server = fake_server("data");
     let port = server.ports()[0];
-    let failure = checks::one_client_on_each_port_gets_its_reversal(&server).expect_err("an echo server must fail");
+    let failure =
+        checks::milestone_2::one_client_on_each_port_gets_its_reversal(&server).expect_err("an echo server must fail");
     let text = failure.to_string();
     println!("what a learner sees:\n{text}");
     for needle in [
@@ -43,18 +44,19 @@ fn a_server_that_echoes_instead_of_reversing_fails_with_sent_expected_received_a
         r#"sent:     "message 1 from client 1\n""#.to_string(),
         r#"expected: "1 tneilc morf 1 egassem\n""#.to_string(),
         r#"received: "message 1 from client 1\n""#.to_string(),
-        "look at:".to_string(),
+        "fix:".to_string(),
         "[CLIENT MESSAGE]".to_string(),
     ] {
         assert!(text.contains(&needle), "the failure should contain {needle:?}; it was:\n{text}");
     }
+    assert_eq!(failure.blamed_role(), Some(Role::ReadHandler), "a wrong reply blames the read handler:\n{text}");
 }
 
 #[test]
 fn a_server_that_never_answers_fails_with_no_reply() {
     let server = fake_server("b''");
     let failure =
-        checks::course_check_2_ten_clients_at_once_on_one_port(&server).expect_err("a silent server must fail");
+        checks::course::course_check_2_ten_clients_at_once_on_one_port(&server).expect_err("a silent server must fail");
     let text = failure.to_string();
     assert!(text.contains("got no reply"), "{text}");
     assert!(text.contains(r#"expected: "0-gnirts\n""#), "{text}");
@@ -65,7 +67,7 @@ fn a_server_that_keeps_reading_fails_experiment_1() {
     // Python's sendall to a client that never reads blocks only this thread: other clients
     // are still served, which is stage 8's behaviour, not stage 7's.
     let server = fake_server("data[::-1]");
-    let failure = checks::experiment_1_blocking_send_stalls_everyone_until_the_sender_quits(&server)
+    let failure = checks::stage7::experiment_1_blocking_send_stalls_everyone_until_the_sender_quits(&server)
         .expect_err("a server that serves others while one client is stuck is not stage 7");
     let text = failure.to_string();
     assert!(text.contains("Experiment #1"), "{text}");

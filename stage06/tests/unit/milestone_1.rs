@@ -14,6 +14,12 @@
 //! Port 0 asks the OS for a free port, so these checks run side by side with any other test;
 //! `LISTENERS` is per thread, and each test runs on a thread of its own.
 //!
+//! Each check is a function the registry (`tests/src/list.rs`) names; a failure is raised with
+//! `fail()` and names the page function it points to (`Role`), found by what the check saw:
+//! where the loop is involved, the check tries the loop's own function alone first, so that a
+//! listener that does not attach itself and an `xps_loop_attach()` that does not work are told
+//! apart.
+//!
 //! Run them with `cargo test -p stage06 milestone_1`.
 
 use std::io::ErrorKind;
@@ -23,30 +29,26 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use shared::sys;
-use xps_tests::Failure;
+use xps_tests::harness::{calling, fail};
+use xps_tests::{Failure, Role};
 
 use crate::network::xps_listener::{xps_listener_create, xps_listener_destroy};
 use crate::xps::XpsListener;
-use crate::{LISTENERS, xps_loop_create};
+use crate::{LISTENERS, xps_loop_attach, xps_loop_create, xps_loop_detach};
 
 /// How long a client waits for `connect()`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Panics with a failure's text: what was expected, what happened, what to look at.
-#[track_caller]
-fn fail(failure: Failure) -> ! {
-    panic!("\n{failure}")
-}
-
 /// `xps_loop_create()`, wrapped as `main` shares it.
 fn create_loop() -> Rc<OwnedFd> {
+    let _calling = calling("xps_loop_create");
     match xps_loop_create() {
         Ok(epoll_fd) => Rc::new(epoll_fd),
         Err(e) => fail(
             Failure::new("xps_loop_create() failed")
                 .detail("expected", "an epoll fd (Ok)")
                 .detail("received", format!("Err({e})"))
-                .hint("xps_loop_create() in stage06/src/main.rs: create the epoll instance (sys::epoll_create)"),
+                .blame(Role::LoopCreate, "create the epoll instance (sys::epoll_create) and return it"),
         ),
     }
 }
@@ -54,13 +56,18 @@ fn create_loop() -> Rc<OwnedFd> {
 /// `xps_listener_create(epoll_fd, "127.0.0.1", 0)`, which must return a listener on the port
 /// the OS picked.
 fn create_listener(epoll_fd: &Rc<OwnedFd>) -> Rc<XpsListener> {
-    let Some(listener) = xps_listener_create(epoll_fd, "127.0.0.1", 0) else {
+    let created = {
+        let _calling = calling("xps_listener_create");
+        xps_listener_create(epoll_fd, "127.0.0.1", 0)
+    };
+    let Some(listener) = created else {
         fail(
             Failure::new("xps_listener_create(epoll_fd, \"127.0.0.1\", 0) returned None")
                 .detail("expected", "Some(listener) listening on a port the OS picks")
-                .hint(
-                    "xps_listener_create() in stage06/src/network/xps_listener.rs: socket, setsockopt \
-                     (SO_REUSEADDR), bind, listen, then attach to the loop; each failure is logged",
+                .blame(
+                    Role::ListenerCreate,
+                    "socket, setsockopt (SO_REUSEADDR), bind, listen, then attach to the loop; its ERROR line says \
+                     which call failed",
                 ),
         )
     };
@@ -69,10 +76,16 @@ fn create_listener(epoll_fd: &Rc<OwnedFd>) -> Rc<XpsListener> {
             Failure::new("the listener's port is 0")
                 .detail("expected", "the port the OS picked for port 0 (sys::local_addr(sock_fd).port())")
                 .detail("received", "0: nobody can connect to port 0")
-                .hint("xps_listener_create(): keep the given lines that read back the port the OS picked"),
+                .blame(Role::ListenerCreate, "keep the given lines that read back the port the OS picked"),
         );
     }
     listener
+}
+
+/// `xps_listener_destroy(listener)`.
+fn destroy_listener(listener: Rc<XpsListener>) {
+    let _calling = calling("xps_listener_destroy");
+    xps_listener_destroy(listener);
 }
 
 /// The address a client connects to.
@@ -91,126 +104,147 @@ fn index_in_listeners(listener: &Rc<XpsListener>) -> Option<usize> {
 fn ready_events(epoll_fd: &OwnedFd, timeout: Duration) -> usize {
     let mut events = [sys::empty_epoll_event(); 8];
     sys::epoll_wait(epoll_fd.as_fd(), &mut events, timeout.as_millis() as i32)
-        .unwrap_or_else(|e| panic!("epoll_wait() on the loop's epoll fd failed: {e}"))
+        .unwrap_or_else(|e| fail(Failure::new(format!("epoll_wait() on the loop's epoll fd failed: {e}"))))
 }
 
-#[test]
-fn milestone_1_a_listener_on_port_0_is_listening_and_in_listeners() {
+/// Whether the loop's own functions work alone: an eventfd attached with `xps_loop_attach()` and
+/// made readable is reported; after `xps_loop_detach()`, it no longer is. `Err` names the one
+/// that does not work.
+fn loop_functions_work(epoll_fd: &Rc<OwnedFd>) -> Result<(), Role> {
+    let efd = sys::eventfd().unwrap_or_else(|e| fail(Failure::new(format!("eventfd() failed: {e}"))));
+    sys::eventfd_signal(efd.as_fd()).unwrap_or_else(|e| fail(Failure::new(format!("write to an eventfd failed: {e}"))));
+    let attached = {
+        let _calling = calling("xps_loop_attach");
+        xps_loop_attach(epoll_fd.as_fd(), efd.as_fd(), sys::EPOLLIN as u32)
+    };
+    if attached.is_err() || ready_events(epoll_fd, Duration::from_millis(300)) == 0 {
+        return Err(Role::LoopAttach);
+    }
+    let detached = {
+        let _calling = calling("xps_loop_detach");
+        xps_loop_detach(epoll_fd.as_fd(), efd.as_fd())
+    };
+    if detached.is_err() || ready_events(epoll_fd, Duration::from_millis(300)) != 0 {
+        return Err(Role::LoopDetach);
+    }
+    Ok(())
+}
+
+/// A listener on port 0 listens on the port the OS picked and is in `LISTENERS`.
+pub fn a_listener_on_port_0_is_listening_and_in_listeners() -> Result<(), Failure> {
     let epoll_fd = create_loop();
     let listener = create_listener(&epoll_fd);
 
     if index_in_listeners(&listener).is_none() {
         let entries = LISTENERS.with_borrow(|listeners| listeners.iter().filter(|l| l.is_some()).count());
-        fail(
-            Failure::new("the new listener is not in LISTENERS")
-                .detail("expected", "LISTENERS holds Some(listener) for the listener xps_listener_create() returned")
-                .detail("received", format!("LISTENERS holds {entries} other listener(s)"))
-                .hint("xps_listener_create(): push the listener onto the global LISTENERS list (the page's vec_push)"),
-        );
+        return Err(Failure::new("the new listener is not in LISTENERS")
+            .detail("expected", "LISTENERS holds Some(listener) for the listener xps_listener_create() returned")
+            .detail("received", format!("LISTENERS holds {entries} other listener(s)"))
+            .blame(Role::ListenerCreate, "push the listener onto the global LISTENERS list (the page's vec_push)"));
     }
 
     if let Err(e) = TcpStream::connect_timeout(&addr(&listener), CONNECT_TIMEOUT) {
-        fail(
-            Failure::new(format!("nothing listens on 127.0.0.1:{}", listener.port))
-                .detail("expected", "connect() succeeds: the listener's socket is bound and listening")
-                .detail("received", format!("connect() failed: {e}"))
-                .hint("xps_listener_create(): bind() to the address, then listen() with DEFAULT_BACKLOG"),
-        );
+        return Err(Failure::new(format!("nothing listens on 127.0.0.1:{}", listener.port))
+            .detail("expected", "connect() succeeds: the listener's socket is bound and listening")
+            .detail("received", format!("connect() failed: {e}"))
+            .blame(Role::ListenerCreate, "bind() to the address, then listen() with DEFAULT_BACKLOG"));
     }
 
-    xps_listener_destroy(listener);
+    destroy_listener(listener);
+    Ok(())
 }
 
-#[test]
-fn milestone_1_a_client_can_connect_and_the_loop_reports_it() {
+/// A client can connect, and the waiting client makes the loop report the listening socket.
+pub fn a_client_can_connect_and_the_loop_reports_it() -> Result<(), Failure> {
     let epoll_fd = create_loop();
     let listener = create_listener(&epoll_fd);
 
-    let _client = TcpStream::connect_timeout(&addr(&listener), CONNECT_TIMEOUT).unwrap_or_else(|e| {
-        fail(
-            Failure::new(format!("a client could not connect to 127.0.0.1:{}", listener.port))
-                .detail("expected", "connect() succeeds")
-                .detail("received", format!("connect() failed: {e}"))
-                .hint("xps_listener_create(): bind() to the address, then listen() with DEFAULT_BACKLOG"),
-        )
-    });
+    let _client = TcpStream::connect_timeout(&addr(&listener), CONNECT_TIMEOUT).map_err(|e| {
+        Failure::new(format!("a client could not connect to 127.0.0.1:{}", listener.port))
+            .detail("expected", "connect() succeeds")
+            .detail("received", format!("connect() failed: {e}"))
+            .blame(Role::ListenerCreate, "bind() to the address, then listen() with DEFAULT_BACKLOG")
+    })?;
 
     // The waiting client makes the listening socket readable: the loop must report it, which it
     // does only for sockets attached to it.
     let n = ready_events(&epoll_fd, CONNECT_TIMEOUT);
     if n == 0 {
-        fail(
-            Failure::new("a client is waiting to be accepted, but the loop reports nothing")
-                .detail("expected", "epoll_wait() on the loop reports the listening socket readable (EPOLLIN)")
-                .detail("received", format!("no event within {CONNECT_TIMEOUT:?}"))
-                .hint(
-                    "xps_listener_create() must attach the socket: xps_loop_attach(epoll_fd, sock_fd, EPOLLIN); \
-                     xps_loop_attach() in stage06/src/main.rs: epoll_ctl(EPOLL_CTL_ADD) (sys::epoll_add)",
-                ),
-        );
+        let failure = Failure::new("a client is waiting to be accepted, but the loop reports nothing")
+            .detail("expected", "epoll_wait() on the loop reports the listening socket readable (EPOLLIN)")
+            .detail("received", format!("no event within {CONNECT_TIMEOUT:?}"));
+        return Err(match loop_functions_work(&epoll_fd) {
+            Err(Role::LoopAttach) => failure.blame(
+                Role::LoopAttach,
+                "an eventfd attached with it alone is not reported either: epoll_ctl(EPOLL_CTL_ADD) the fd with \
+                 the events given (sys::epoll_add)",
+            ),
+            _ => failure.blame(
+                Role::ListenerCreate,
+                "xps_loop_attach() works alone, so the listener's socket was not attached: call \
+                 xps_loop_attach(epoll_fd, sock_fd, EPOLLIN) after listen()",
+            ),
+        });
     }
 
-    xps_listener_destroy(listener);
+    destroy_listener(listener);
+    Ok(())
 }
 
-#[test]
-fn milestone_1_destroy_closes_the_socket_frees_the_listener_and_leaves_none() {
+/// Destroy sets the listener's entry to `None`, frees the listener and closes its socket.
+pub fn destroy_closes_the_socket_frees_the_listener_and_leaves_none() -> Result<(), Failure> {
     let epoll_fd = create_loop();
     let listener = create_listener(&epoll_fd);
     let address = addr(&listener);
-    let index = index_in_listeners(&listener).unwrap_or_else(|| {
-        fail(
-            Failure::new("the new listener is not in LISTENERS")
-                .hint("xps_listener_create(): push the listener onto the global LISTENERS list"),
-        )
-    });
+    let index = index_in_listeners(&listener).ok_or_else(|| {
+        Failure::new("the new listener is not in LISTENERS")
+            .blame(Role::ListenerCreate, "push the listener onto the global LISTENERS list")
+    })?;
     let len = LISTENERS.with_borrow(Vec::len);
     let weak = Rc::downgrade(&listener);
 
-    xps_listener_destroy(listener);
+    destroy_listener(listener);
 
     let entry = LISTENERS.with_borrow(|listeners| listeners.get(index).map(Option::is_none));
     let len_after = LISTENERS.with_borrow(Vec::len);
     if entry != Some(true) || len_after != len {
-        fail(
-            Failure::new("after xps_listener_destroy(), LISTENERS does not hold None where the listener was")
-                .detail("expected", format!("entry {index} is None, and the list keeps its {len} entries"))
-                .detail(
-                    "received",
-                    match entry {
-                        Some(false) => format!("entry {index} still holds a listener"),
-                        _ => format!("the list has {len_after} entries: the entry was removed"),
-                    },
-                )
-                .hint(
-                    "xps_listener_destroy(): set the entry to None (`take()` it) instead of removing it, as \
-                     the page does: the list may be in use elsewhere (the loop) at that moment",
-                ),
-        );
+        return Err(Failure::new("after xps_listener_destroy(), LISTENERS does not hold None where the listener was")
+            .detail("expected", format!("entry {index} is None, and the list keeps its {len} entries"))
+            .detail(
+                "received",
+                match entry {
+                    Some(false) => format!("entry {index} still holds a listener"),
+                    _ => format!("the list has {len_after} entries: the entry was removed"),
+                },
+            )
+            .blame(
+                Role::ListenerDestroy,
+                "set the entry to None (`take()` it) instead of removing it, as the page does: the list may be in \
+                 use elsewhere (the loop) at that moment",
+            ));
     }
 
     if weak.upgrade().is_some() {
-        fail(
-            Failure::new("after xps_listener_destroy(), the listener is still alive")
-                .detail("expected", "destroy drops the last handle (Rc) to the listener: the C's free()")
-                .detail("received", format!("{} handle(s) still held", weak.strong_count()))
-                .hint("xps_listener_destroy(): take the listener out of LISTENERS and let it drop; keep no copy"),
-        );
+        return Err(Failure::new("after xps_listener_destroy(), the listener is still alive")
+            .detail("expected", "destroy drops the last handle (Rc) to the listener: the C's free()")
+            .detail("received", format!("{} handle(s) still held", weak.strong_count()))
+            .blame(Role::ListenerDestroy, "take the listener out of LISTENERS and let it drop; keep no copy"));
     }
 
     match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
-        other => fail(
-            Failure::new(format!("after xps_listener_destroy(), 127.0.0.1:{} still accepts clients", address.port()))
-                .detail("expected", "connect() is refused: destroy closes the listening socket")
-                .detail("received", format!("{other:?}"))
-                .hint("xps_listener_destroy(): the socket closes when the listener (its OwnedFd) is dropped"),
-        ),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(()),
+        other => Err(Failure::new(format!(
+            "after xps_listener_destroy(), 127.0.0.1:{} still accepts clients",
+            address.port()
+        ))
+        .detail("expected", "connect() is refused: destroy closes the listening socket")
+        .detail("received", format!("{other:?}"))
+        .blame(Role::ListenerDestroy, "the socket closes when the listener (its OwnedFd) is dropped")),
     }
 }
 
-#[test]
-fn milestone_1_destroy_detaches_the_socket_from_the_loop() {
+/// Destroy detaches the socket from the loop before closing it.
+pub fn destroy_detaches_the_socket_from_the_loop() -> Result<(), Failure> {
     let epoll_fd = create_loop();
     let listener = create_listener(&epoll_fd);
     let address = addr(&listener);
@@ -219,20 +253,27 @@ fn milestone_1_destroy_detaches_the_socket_from_the_loop() {
     // (EPOLL_CTL_DEL), epoll goes on reporting it, the classic trap of closing without detaching.
     let same_socket = listener.sock_fd.try_clone().expect("dup() the listening socket");
 
-    xps_listener_destroy(listener);
+    destroy_listener(listener);
 
     let _client = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).expect("connect to the still-open socket");
     let n = ready_events(&epoll_fd, Duration::from_millis(300));
-    if n != 0 {
-        fail(
-            Failure::new("after xps_listener_destroy(), the loop still reports the listener's socket")
-                .detail("expected", "no event: destroy detaches the socket from the loop before closing it")
-                .detail("received", format!("{n} event(s) for a client connecting to the socket"))
-                .hint(
-                    "xps_listener_destroy() must call xps_loop_detach(epoll_fd, sock_fd) first; \
-                     xps_loop_detach() in stage06/src/main.rs: epoll_ctl(EPOLL_CTL_DEL) (sys::epoll_del)",
-                ),
-        );
-    }
     drop(same_socket);
+    if n != 0 {
+        let failure = Failure::new("after xps_listener_destroy(), the loop still reports the listener's socket")
+            .detail("expected", "no event: destroy detaches the socket from the loop before closing it")
+            .detail("received", format!("{n} event(s) for a client connecting to the socket"));
+        return Err(match loop_functions_work(&epoll_fd) {
+            Err(Role::LoopDetach) => failure.blame(
+                Role::LoopDetach,
+                "an eventfd detached with it alone is still reported: epoll_ctl(EPOLL_CTL_DEL) the fd \
+                 (sys::epoll_del)",
+            ),
+            _ => failure.blame(
+                Role::ListenerDestroy,
+                "xps_loop_detach() works alone, so destroy did not detach the socket: call \
+                 xps_loop_detach(epoll_fd, sock_fd) before closing it",
+            ),
+        });
+    }
+    Ok(())
 }

@@ -15,10 +15,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use xps_tests::Failure;
+use xps_tests::{Failure, Role};
 
+use super::kit::{Plan, SLOTS, Scenario, TIMEOUT, fail, fd_lock, just_record, panic_message, run_scenario};
 use crate::core::xps_loop::{xps_loop_create, xps_loop_destroy, xps_loop_run, xps_loop_waker};
-use crate::unit_kit::{Plan, SLOTS, Scenario, TIMEOUT, fail, fd_lock, just_record, panic_message, run_scenario};
 
 const NAMES: [&str; SLOTS] = ["first", "old", "new", ""];
 
@@ -50,8 +50,7 @@ fn destroy_old_create_new_on_its_fd(s: &Scenario) {
     s.stop();
 }
 
-#[test]
-fn extra_stale_event_not_delivered_to_a_new_instance_after_fd_reuse_in_the_same_batch() {
+pub fn stale_event_not_delivered_to_a_new_instance_after_fd_reuse_in_the_same_batch() -> Result<(), Failure> {
     let _fds = fd_lock();
     let outcome = run_scenario(Plan {
         names: NAMES,
@@ -93,8 +92,9 @@ fn extra_stale_event_not_delivered_to_a_new_instance_after_fd_reuse_in_the_same_
                      loop_event_create() the very memory old's loop_event_destroy() had just freed: same address, \
                      another event. Looking events up by fd alone is fooled the same way",
             )
-            .hint(
-                "the generation in our token: the reference stage07/src/core/xps_loop.rs (`Token { fd, \
+            .blame(
+                Role::Dispatch,
+                "it delivered old's event to new: the generation in our token: the reference stage07/src/core/xps_loop.rs (`Token { fd, \
                  generation }`) gives every attach a new generation and makes epoll carry back the fd *and* \
                  the generation, so an event of old never matches new's loop event \
                  (`scripts/exercise.sh compare 7 handle_epoll_events`). This check goes beyond the page: a \
@@ -102,14 +102,14 @@ fn extra_stale_event_not_delivered_to_a_new_instance_after_fd_reuse_in_the_same_
             ),
         );
     }
+    Ok(())
 }
 
 /// The waker stops `xps_loop_run()`; run again, the loop waits for the next wake-up instead of
 /// returning at once (the first wake-up was read back), and returns at that one. The server
 /// runs its loop once, but a loop is reusable, and the shutdown relies on a wake-up meaning
 /// "stop now", not "stopped once, long ago".
-#[test]
-fn extra_a_woken_loop_runs_again_until_woken_again() {
+pub fn a_woken_loop_runs_again_until_woken_again() -> Result<(), Failure> {
     let _fds = fd_lock();
     let (waker_tx, waker_rx) = mpsc::channel();
     let (to_test, from_loop) = mpsc::channel();
@@ -132,8 +132,8 @@ fn extra_a_woken_loop_runs_again_until_woken_again() {
         Err(RecvTimeoutError::Timeout) => format!("no return within {timeout:?}"),
         Err(RecvTimeoutError::Disconnected) => "the loop thread ended (it panicked: see above)".into(),
     };
-    let hint = "handle_epoll_events(): on the waker's event, read the waker's eventfd back to zero \
-                (sys::eventfd_drain) and stop: xps_loop_run() returns Ok(())";
+    let hint = "on the waker's event, read the waker's eventfd back to zero (sys::eventfd_drain) and stop: \
+                xps_loop_run() returns Ok(())";
 
     waker.wake();
     let first = next(TIMEOUT);
@@ -141,7 +141,7 @@ fn extra_a_woken_loop_runs_again_until_woken_again() {
         fail(
             Failure::new("the first xps_loop_run() did not return Ok(()) after LoopWaker::wake()")
                 .detail("received", first)
-                .hint(hint),
+                .blame(Role::Dispatch, hint),
         );
     }
     let early = next(Duration::from_millis(300));
@@ -150,7 +150,7 @@ fn extra_a_woken_loop_runs_again_until_woken_again() {
             Failure::new("run again, xps_loop_run() returned at once, without a second wake-up")
                 .detail("expected", "it waits for events until the waker is woken again")
                 .detail("received", format!("{early}, within 300 ms"))
-                .hint(hint),
+                .blame(Role::Dispatch, hint),
         );
     }
     waker.wake();
@@ -159,8 +159,9 @@ fn extra_a_woken_loop_runs_again_until_woken_again() {
         fail(
             Failure::new("run again, xps_loop_run() did not return Ok(()) after a second LoopWaker::wake()")
                 .detail("received", second)
-                .hint(hint),
+                .blame(Role::Dispatch, hint),
         );
     }
     let _ = thread.join();
+    Ok(())
 }

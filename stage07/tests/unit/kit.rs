@@ -8,7 +8,6 @@
 //! (a table indexed by fd) does.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -19,7 +18,9 @@ use std::thread;
 use std::time::Duration;
 
 use shared::sys;
-use xps_tests::Failure;
+use xps_tests::harness::{self, calling};
+use xps_tests::report::{Blame, BlamedBy, Target};
+use xps_tests::{Failure, Role};
 
 use crate::core::xps_loop::{LoopWaker, xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach};
 use crate::core::xps_loop::{xps_loop_run, xps_loop_waker};
@@ -28,11 +29,7 @@ use crate::xps::{XpsHandler, XpsLoop};
 /// How long a check waits for a loop (or a core) before calling it stuck.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Panics with a failure's text: what was expected, what happened, what to look at.
-#[track_caller]
-pub fn fail(failure: Failure) -> ! {
-    panic!("\n{failure}")
-}
+pub use xps_tests::harness::{fail, panic_message};
 
 // ---------------------------------------------------------------------------------------------
 // Bytes allocated per thread
@@ -108,8 +105,23 @@ pub fn live_bytes() -> i64 {
 static FD_CHECKS: Mutex<()> = Mutex::new(());
 
 /// Takes the fd lock (a check that failed while holding it does not poison it for the others).
+/// A check stuck in the learner's code keeps it: the others then say so after a while instead of
+/// waiting for ever.
 pub fn fd_lock() -> MutexGuard<'static, ()> {
-    FD_CHECKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    let deadline = std::time::Instant::now() + 2 * TIMEOUT;
+    loop {
+        match FD_CHECKS.try_lock() {
+            Ok(guard) => return guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => fail(Failure::new(
+                "another check of this stage is stuck in the loop's code and holds the fd lock; fix the check \
+                 that failed first",
+            )),
+        }
+    }
 }
 
 /// How many fds the process has open.
@@ -150,12 +162,9 @@ pub fn within<T: Send + 'static>(
     stuck: impl FnOnce() -> Failure,
 ) -> T {
     let (tx, rx) = mpsc::channel();
-    let thread = thread::Builder::new()
-        .name("loop".into())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .expect("spawn a thread");
+    let thread = harness::spawn("loop", move || {
+        let _ = tx.send(f());
+    });
     match rx.recv_timeout(TIMEOUT) {
         Ok(value) => {
             let _ = thread.join();
@@ -164,23 +173,19 @@ pub fn within<T: Send + 'static>(
         Err(mpsc::RecvTimeoutError::Timeout) => fail(stuck()),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             let payload = thread.join().expect_err("the thread ended without a result, so it panicked");
-            fail(
-                Failure::new(format!("panicked {}: {}", doing(), panic_message(&*payload)))
-                    .hint("the panic's file:line is printed above (`thread 'loop' panicked at ...`)"),
-            )
+            match payload.downcast::<Failure>() {
+                // A check's own failure raised on the loop thread.
+                Ok(failure) => fail(*failure),
+                // The harness recorded the panic, with its backtrace, and blames from it.
+                Err(payload) => fail(Failure::new(format!("panicked {}: {}", doing(), panic_message(&*payload)))),
+            }
         }
     }
 }
 
-/// The text of a panic's payload (`not yet implemented: xps_loop_run ...`).
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic without a message)".into()
-    }
+/// A blame for a function that was called and never returned.
+pub fn hung(role: Role, why: &str) -> Blame {
+    Blame { target: Target::Role(role), why: why.to_string(), by: BlamedBy::Hang, at: None }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,12 +320,18 @@ impl Scenario {
     pub fn attach(&self, slot: usize) {
         let fds = self.fds.borrow();
         let fd = fds[slot].as_ref().expect("the slot's fd is open");
-        let result = xps_loop_attach(&self.loop_, fd.as_fd(), sys::EPOLLIN as u32, self.ptr(slot), CALLBACKS[slot]);
+        let result = {
+            let _calling = calling("xps_loop_attach");
+            xps_loop_attach(&self.loop_, fd.as_fd(), sys::EPOLLIN as u32, self.ptr(slot), CALLBACKS[slot])
+        };
         if let Err(e) = result {
             fail(
                 Failure::new(format!("xps_loop_attach() of an eventfd returned Err({e:?})"))
                     .detail("expected", "Ok(()): epoll accepts an open eventfd with EPOLLIN")
-                    .hint("xps_loop_attach() in stage07/src/core/xps_loop.rs: loop_event_create(), epoll_ctl(ADD)"),
+                    .blame(
+                        Role::LoopAttach,
+                        "loop_event_create(), then epoll_ctl(EPOLL_CTL_ADD); Ok(()) when both worked",
+                    ),
             );
         }
     }
@@ -329,12 +340,17 @@ impl Scenario {
     pub fn detach(&self, slot: usize) {
         let fds = self.fds.borrow();
         let fd = fds[slot].as_ref().expect("the slot's fd is open");
-        if let Err(e) = xps_loop_detach(&self.loop_, fd.as_fd()) {
+        let result = {
+            let _calling = calling("xps_loop_detach");
+            xps_loop_detach(&self.loop_, fd.as_fd())
+        };
+        if let Err(e) = result {
             fail(
                 Failure::new(format!("xps_loop_detach() of an attached eventfd returned Err({e:?})"))
                     .detail("expected", "Ok(())")
-                    .hint(
-                        "xps_loop_detach() in stage07/src/core/xps_loop.rs: find the fd's loop event, epoll_ctl(DEL)",
+                    .blame(
+                        Role::LoopDetach,
+                        "find the fd's loop event, epoll_ctl(EPOLL_CTL_DEL); Ok(()) when it was attached",
                     ),
             );
         }
@@ -420,11 +436,15 @@ pub fn run_scenario(plan: Plan) -> Outcome {
 }
 
 fn run_on_this_thread(plan: Plan, progress: Arc<Progress>) -> Outcome {
-    let Some(loop_) = xps_loop_create() else {
+    let created = {
+        let _calling = calling("xps_loop_create");
+        xps_loop_create()
+    };
+    let Some(loop_) = created else {
         fail(
             Failure::new("xps_loop_create() returned None")
                 .detail("expected", "Some(loop): an epoll fd and an empty list of loop events")
-                .hint("xps_loop_create() in stage07/src/core/xps_loop.rs; its ERROR log line says which call failed"),
+                .blame(Role::LoopCreate, "it returned None; its ERROR log line says which call failed"),
         )
     };
     progress.set_phase(Phase::Attaching);
@@ -443,7 +463,10 @@ fn run_on_this_thread(plan: Plan, progress: Arc<Progress>) -> Outcome {
     (plan.setup)(&scenario);
 
     progress.set_phase(Phase::Running);
-    let run_result = format!("{:?}", xps_loop_run(&scenario.loop_));
+    let run_result = {
+        let _calling = calling("xps_loop_run");
+        format!("{:?}", xps_loop_run(&scenario.loop_))
+    };
 
     progress.set_phase(Phase::Destroying);
     SCENARIO.set(None);
@@ -453,7 +476,10 @@ fn run_on_this_thread(plan: Plan, progress: Arc<Progress>) -> Outcome {
         None => format!("{ptr:#x}, none of the attached ptrs"),
     };
     let calls = scenario.calls.take().into_iter().map(|(slot, ptr)| (slot, name_of(ptr))).collect();
-    xps_loop_destroy(scenario.loop_);
+    {
+        let _calling = calling("xps_loop_destroy");
+        xps_loop_destroy(scenario.loop_);
+    }
     drop(scenario.fds);
     progress.set_phase(Phase::Done);
     Outcome {
@@ -479,27 +505,34 @@ fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_called: &[us
         .map(|&slot| names[slot])
         .collect();
     let failure = if phase != Phase::Running {
-        Failure::new(format!("the loop thread is stuck {} (no return within {TIMEOUT:?})", phase.doing()))
-            .hint("that function must return; look for a loop that never ends or a wait without a timeout")
+        let role = match phase {
+            Phase::Creating => Role::LoopCreate,
+            Phase::Attaching => Role::LoopAttach,
+            _ => Role::LoopDestroy,
+        };
+        Failure::new(format!("the loop thread is stuck {} (no return within {TIMEOUT:?})", phase.doing())).blame_with(
+            hung(role, "it was called and never returned: look for a loop that never ends or a wait without a timeout"),
+        )
     } else if !progress.woken.load(Ordering::SeqCst) {
         Failure::new(format!(
             "a callback was never called: xps_loop_run() ran for {TIMEOUT:?} and never called the read_cb of {}",
             never.join(", ")
         ))
         .detail("expected", "when epoll reports an fd readable, xps_loop_run() calls its loop event's read_cb(ptr)")
-        .hint(
-            "xps_loop_attach() (the loop event and what epoll carries back) and xps_loop_run() / \
-             handle_epoll_events() (epoll_wait, find the loop event, call read_cb(ptr))",
+        .blame(
+            Role::Dispatch,
+            "for each event epoll_wait() returns, find its loop event and call read_cb(ptr); xps_loop_attach() must \
+             make epoll carry back what finds that loop event",
         )
     } else {
         Failure::new(format!(
             "xps_loop_run() never returned: a callback called LoopWaker::wake() and {TIMEOUT:?} later it still runs"
         ))
         .detail("expected", "xps_loop_run() returns Ok(()) once the waker's eventfd is reported readable")
-        .hint(
-            "xps_loop_create() attaches the waker's eventfd; xps_loop_run() / handle_epoll_events() must \
-             return when epoll reports it",
-        )
+        .blame_with(hung(
+            Role::LoopRun,
+            "it must return Ok(()) once epoll reports the waker's eventfd (xps_loop_create() attached it)",
+        ))
     };
     failure.detail("calls", format!("read_cb calls so far: {}", counts.join(", ")))
 }

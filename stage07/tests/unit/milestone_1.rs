@@ -17,11 +17,11 @@
 use std::os::fd::AsFd;
 
 use shared::sys;
-use xps_tests::Failure;
+use xps_tests::{Failure, Role};
 
+use super::kit::{Outcome, Plan, SLOTS, Scenario, eventfd, fail, fd_lock, just_record, live_bytes, run_scenario};
+use super::kit::{describe_open_fds, open_fds, within};
 use crate::core::xps_loop::{xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach};
-use crate::unit_kit::{Outcome, Plan, SLOTS, Scenario, eventfd, fail, fd_lock, just_record, live_bytes, run_scenario};
-use crate::unit_kit::{describe_open_fds, open_fds, within};
 
 /// Calls as the check reads them: `a got a's ptr, b got b's ptr`.
 fn describe_calls(outcome: &Outcome, names: &[&str; SLOTS]) -> String {
@@ -36,8 +36,7 @@ fn describe_calls(outcome: &Outcome, names: &[&str; SLOTS]) -> String {
         .join(", ")
 }
 
-#[test]
-fn milestone_1_create_and_destroy_a_loop() {
+pub fn create_and_destroy_a_loop() -> Result<(), Failure> {
     let _fds = fd_lock();
     let fds_before = open_fds();
     let description_before = describe_open_fds();
@@ -45,9 +44,11 @@ fn milestone_1_create_and_destroy_a_loop() {
         || {
             let before = live_bytes();
             let Some(loop_) = xps_loop_create() else {
-                fail(Failure::new("xps_loop_create() returned None").detail("expected", "Some(loop)").hint(
-                    "xps_loop_create() in stage07/src/core/xps_loop.rs; its ERROR log line says which call failed",
-                ))
+                fail(
+                    Failure::new("xps_loop_create() returned None")
+                        .detail("expected", "Some(loop)")
+                        .blame(Role::LoopCreate, "it returned None; its ERROR log line says which call failed"),
+                )
             };
             xps_loop_destroy(loop_);
             (before, live_bytes())
@@ -61,16 +62,17 @@ fn milestone_1_create_and_destroy_a_loop() {
             Failure::new(format!("xps_loop_destroy() left {} fd(s) open", fds_after as i64 - fds_before as i64))
                 .detail("expected", format!("{fds_before} fds open, as before xps_loop_create(): {description_before}"))
                 .detail("received", format!("{fds_after}: {}", describe_open_fds()))
-                .hint("xps_loop_destroy(): the epoll fd (and the waker's eventfd) must be closed (dropped)"),
+                .blame(Role::LoopDestroy, "the epoll fd (and the waker's eventfd) must be closed (dropped)"),
         );
     }
     if after != before {
         fail(
             Failure::new(format!("xps_loop_destroy() left {} byte(s) allocated", after - before))
                 .detail("expected", "every byte xps_loop_create() allocated is freed by xps_loop_destroy()")
-                .hint("xps_loop_destroy(): free the loop and everything it holds"),
+                .blame(Role::LoopDestroy, "free the loop and everything it holds"),
         );
     }
+    Ok(())
 }
 
 const TWO: [&str; SLOTS] = ["a", "b", "", ""];
@@ -94,8 +96,7 @@ fn drain_and_stop_when_both_called(s: &Scenario) {
     }
 }
 
-#[test]
-fn milestone_1_two_fds_with_different_ptrs_each_callback_gets_its_own_ptr() {
+pub fn two_fds_with_different_ptrs_each_callback_gets_its_own_ptr() -> Result<(), Failure> {
     let _fds = fd_lock();
     let outcome = run_scenario(Plan {
         names: TWO,
@@ -114,8 +115,7 @@ fn milestone_1_two_fds_with_different_ptrs_each_callback_gets_its_own_ptr() {
                     "a's read_cb gets A, b's read_cb gets B: each loop event keeps its own fd, ptr and read_cb",
                 )
                 .detail("received", describe_calls(&outcome, &TWO))
-                .hint(
-                    "loop_event_create() stores fd, ptr and read_cb; xps_loop_attach() makes epoll carry back what \
+                .blame(Role::Dispatch, "it must call each event's read_cb with that event's ptr: loop_event_create() stores fd, ptr and read_cb; xps_loop_attach() makes epoll carry back what \
                      finds *this* loop event; handle_epoll_events() calls that event's read_cb with that event's ptr",
                 ),
         );
@@ -124,9 +124,10 @@ fn milestone_1_two_fds_with_different_ptrs_each_callback_gets_its_own_ptr() {
         fail(
             Failure::new(format!("xps_loop_run() returned {} after the waker woke it", outcome.run_result))
                 .detail("expected", "Ok(()): the loop was asked to stop")
-                .hint("xps_loop_run(): return Ok(()) when the waker's event arrives"),
+                .blame(Role::LoopRun, "return Ok(()) when the waker's event arrives"),
         );
     }
+    Ok(())
 }
 
 /// a and b attached, only a readable.
@@ -157,8 +158,7 @@ fn drain_and_stop(s: &Scenario) {
     }
 }
 
-#[test]
-fn milestone_1_detach_stops_delivery() {
+pub fn detach_stops_delivery() -> Result<(), Failure> {
     let _fds = fd_lock();
     let outcome = run_scenario(Plan {
         names: TWO,
@@ -175,12 +175,14 @@ fn milestone_1_detach_stops_delivery() {
             .detail("setup", "a's read_cb calls xps_loop_detach(a), leaving a readable; b is then made readable twice")
             .detail("expected", "a's read_cb is called once: after xps_loop_detach() no event for a is delivered")
             .detail("received", describe_calls(&outcome, &TWO))
-            .hint(
-                "xps_loop_detach(): epoll_ctl(EPOLL_CTL_DEL), destroy the fd's loop event and take it out of \
+            .blame(
+                Role::LoopDetach,
+                "epoll_ctl(EPOLL_CTL_DEL), destroy the fd's loop event and take it out of \
                      the loop's events, so handle_epoll_events() no longer finds it",
             ),
         );
     }
+    Ok(())
 }
 
 const BATCH: [&str; SLOTS] = ["first", "detached", "", ""];
@@ -205,8 +207,7 @@ fn detach_the_other_and_stop(s: &Scenario) {
     s.stop();
 }
 
-#[test]
-fn milestone_1_an_event_whose_owner_was_detached_earlier_in_the_same_batch_is_not_delivered() {
+pub fn an_event_whose_owner_was_detached_earlier_in_the_same_batch_is_not_delivered() -> Result<(), Failure> {
     let _fds = fd_lock();
     let outcome = run_scenario(Plan {
         names: BATCH,
@@ -231,17 +232,18 @@ fn milestone_1_an_event_whose_owner_was_detached_earlier_in_the_same_batch_is_no
                 )
                 .detail("expected", "detached's read_cb is not called: its loop event no longer exists")
                 .detail("received", describe_calls(&outcome, &BATCH))
-                .hint(
-                    "handle_epoll_events(): before calling read_cb, check that the event's loop event is still \
+                .blame(
+                    Role::Dispatch,
+                    "before calling read_cb, check that the event's loop event is still \
                      attached (the page: search loop->events for it and skip it when not found, \"could have \
                      been destroyed due to prev event\"); xps_loop_detach() must remove it from the events",
                 ),
         );
     }
+    Ok(())
 }
 
-#[test]
-fn milestone_1_destroy_frees_every_loop_event_and_closes_its_fds() {
+pub fn destroy_frees_every_loop_event_and_closes_its_fds() -> Result<(), Failure> {
     let _fds = fd_lock();
     let fds_before = open_fds();
     let description_before = describe_open_fds();
@@ -255,7 +257,7 @@ fn milestone_1_destroy_frees_every_loop_event_and_closes_its_fds() {
                 xps_loop_create().expect("xps_loop_create() returns Some (see milestone_1_create_and_destroy_a_loop)");
             for (fd, tag) in fds.iter().zip(&tags) {
                 let ptr = std::ptr::from_ref(tag).cast_mut().cast();
-                xps_loop_attach(&loop_, fd.as_fd(), sys::EPOLLIN as u32, ptr, crate::unit_kit::CALLBACKS[0])
+                xps_loop_attach(&loop_, fd.as_fd(), sys::EPOLLIN as u32, ptr, super::kit::CALLBACKS[0])
                     .expect("xps_loop_attach() of an eventfd returns Ok");
             }
             // One detached before destroy, two still attached when it runs.
@@ -274,8 +276,9 @@ fn milestone_1_destroy_frees_every_loop_event_and_closes_its_fds() {
             Failure::new(format!("xps_loop_destroy() left {} byte(s) allocated", after - before))
                 .detail("setup", "xps_loop_create(); attach 3 eventfds; detach 1; xps_loop_destroy()")
                 .detail("expected", "every byte allocated since xps_loop_create() is freed again")
-                .hint(
-                    "xps_loop_destroy(): destroy every loop event still attached (loop_event_destroy), as the \
+                .blame(
+                    Role::LoopDestroy,
+                    "destroy every loop event still attached (loop_event_destroy), as the \
                      page says, then free the loop; xps_loop_detach(): loop_event_destroy() the detached one",
                 ),
         );
@@ -285,7 +288,8 @@ fn milestone_1_destroy_frees_every_loop_event_and_closes_its_fds() {
             Failure::new(format!("xps_loop_destroy() left {} fd(s) open", fds_after as i64 - fds_before as i64))
                 .detail("expected", format!("{fds_before} fds open, as before xps_loop_create(): {description_before}"))
                 .detail("received", format!("{fds_after}: {}", describe_open_fds()))
-                .hint("xps_loop_destroy(): close the epoll fd (drop it); the attached fds are their owners' to close"),
+                .blame(Role::LoopDestroy, "close the epoll fd (drop it); the attached fds are their owners' to close"),
         );
     }
+    Ok(())
 }

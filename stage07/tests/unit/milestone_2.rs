@@ -16,14 +16,15 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 
-use xps_tests::{Failure, escape, expected_reply};
+use xps_tests::harness::{self, calling};
+use xps_tests::{Failure, Role, escape, expected_reply};
 
+use super::kit::{TIMEOUT, describe_open_fds, fail, fd_lock, open_fds, panic_message};
 use crate::core::xps_core::{xps_core_create, xps_core_destroy};
 use crate::core::xps_loop::{LoopWaker, xps_loop_run, xps_loop_waker};
 use crate::network::xps_listener::xps_listener_create;
-use crate::unit_kit::{TIMEOUT, describe_open_fds, fail, fd_lock, open_fds, panic_message};
 
 /// What a core's thread reports once its loop stopped and the core was destroyed.
 struct Destroyed {
@@ -57,56 +58,84 @@ impl Drop for WakeOnDrop {
 fn start_core(name: &str, n_listeners: usize) -> RunningCore {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (done_tx, done) = mpsc::channel();
-    let thread = thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            let core = xps_core_create().expect("xps_core_create() returns Some(core)");
-            let mut ports = Vec::new();
-            let mut weak_listeners = Vec::new();
-            for _ in 0..n_listeners {
-                let listener = xps_listener_create(&core, "127.0.0.1", 0)
-                    .expect("xps_listener_create(core, \"127.0.0.1\", 0) returns Some(listener)");
-                ports.push(listener.port);
-                weak_listeners.push(Rc::downgrade(&listener));
-            }
-            let _ = ready_tx.send((ports, xps_loop_waker(&core.loop_)));
-
-            xps_loop_run(&core.loop_).expect("xps_loop_run() returns Ok(()) when woken");
-
-            let connections = core.connections.borrow().iter().flatten().count();
-            let weak_connections: Vec<_> = core.connections.borrow().iter().flatten().map(Rc::downgrade).collect();
-            let weak_core = Rc::downgrade(&core);
-            xps_core_destroy(core);
-            let freed = if weak_core.upgrade().is_some() {
-                Err("the core is still alive".to_string())
-            } else if weak_listeners.iter().any(|l| l.upgrade().is_some()) {
-                Err("a listener is still alive".to_string())
-            } else if weak_connections.iter().any(|c| c.upgrade().is_some()) {
-                Err("a connection is still alive".to_string())
-            } else {
-                Ok(())
+    let thread = harness::spawn(name, move || {
+        let created = {
+            let _calling = calling("xps_core_create");
+            xps_core_create()
+        };
+        let Some(core) = created else {
+            fail(
+                Failure::new("xps_core_create() returned None")
+                    .blame(Role::CoreCreate, "it returned None; its ERROR line says why"),
+            );
+        };
+        let mut ports = Vec::new();
+        let mut weak_listeners = Vec::new();
+        for _ in 0..n_listeners {
+            let created = {
+                let _calling = calling("xps_listener_create");
+                xps_listener_create(&core, "127.0.0.1", 0)
             };
-            let _ = done_tx.send(Destroyed { connections, freed });
-        })
-        .expect("spawn a thread");
+            let Some(listener) = created else {
+                fail(
+                    Failure::new("xps_listener_create(core, \"127.0.0.1\", 0) returned None")
+                        .blame(Role::ListenerCreate, "it returned None; its ERROR line says which call failed"),
+                );
+            };
+            ports.push(listener.port);
+            weak_listeners.push(Rc::downgrade(&listener));
+        }
+        let _ = ready_tx.send((ports, xps_loop_waker(&core.loop_)));
+
+        let run = {
+            let _calling = calling("xps_loop_run");
+            xps_loop_run(&core.loop_)
+        };
+        if let Err(e) = run {
+            fail(
+                Failure::new(format!("xps_loop_run() returned Err({e:?})"))
+                    .detail("expected", "Ok(()) once the waker woke it")
+                    .blame(Role::LoopRun, "it returns Ok(()) when the waker's event arrives"),
+            );
+        }
+
+        let connections = core.connections.borrow().iter().flatten().count();
+        let weak_connections: Vec<_> = core.connections.borrow().iter().flatten().map(Rc::downgrade).collect();
+        let weak_core = Rc::downgrade(&core);
+        {
+            let _calling = calling("xps_core_destroy");
+            xps_core_destroy(core);
+        }
+        let freed = if weak_core.upgrade().is_some() {
+            Err("the core is still alive".to_string())
+        } else if weak_listeners.iter().any(|l| l.upgrade().is_some()) {
+            Err("a listener is still alive".to_string())
+        } else if weak_connections.iter().any(|c| c.upgrade().is_some()) {
+            Err("a connection is still alive".to_string())
+        } else {
+            Ok(())
+        };
+        let _ = done_tx.send(Destroyed { connections, freed });
+    });
     match ready_rx.recv_timeout(TIMEOUT) {
         Ok((ports, waker)) => RunningCore { name: name.into(), ports, waker: WakeOnDrop(waker), done, thread },
-        Err(RecvTimeoutError::Timeout) => fail(
-            Failure::new(format!("{name} was not ready within {TIMEOUT:?}"))
-                .hint("xps_core_create() and xps_listener_create() must return"),
-        ),
+        Err(RecvTimeoutError::Timeout) => fail(harness::stuck(Failure::new(format!(
+            "{name} was not ready within {TIMEOUT:?}: xps_core_create() and xps_listener_create() must return"
+        )))),
         Err(RecvTimeoutError::Disconnected) => fail(panicked(name, "while being created", thread)),
     }
 }
 
-/// The failure for a core thread that panicked.
+/// The failure for a core thread that ended early: its own failure, or its panic (which the
+/// harness recorded, with its backtrace, to blame from).
 fn panicked(name: &str, when: &str, thread: JoinHandle<()>) -> Failure {
-    let message = match thread.join() {
-        Err(payload) => panic_message(&*payload),
-        Ok(()) => "(it ended without a word)".into(),
-    };
-    Failure::new(format!("{name} panicked {when}: {message}"))
-        .hint("the panic's file:line is printed above (`thread '...' panicked at ...`)")
+    match thread.join() {
+        Err(payload) => match payload.downcast::<Failure>() {
+            Ok(failure) => *failure,
+            Err(payload) => Failure::new(format!("{name} panicked {when}: {}", panic_message(&*payload))),
+        },
+        Ok(()) => Failure::new(format!("{name} ended {when} without a word")),
+    }
 }
 
 impl RunningCore {
@@ -118,13 +147,10 @@ impl RunningCore {
                 let _ = self.thread.join();
                 destroyed
             }
-            Err(RecvTimeoutError::Timeout) => fail(
-                Failure::new(format!(
-                    "{}: xps_loop_run() or xps_core_destroy() did not return within {TIMEOUT:?} of LoopWaker::wake()",
-                    self.name
-                ))
-                .hint("xps_loop_run() returns when the waker's event arrives; xps_core_destroy() must return"),
-            ),
+            Err(RecvTimeoutError::Timeout) => fail(harness::stuck(Failure::new(format!(
+                "{}: xps_loop_run() or xps_core_destroy() did not return within {TIMEOUT:?} of LoopWaker::wake()",
+                self.name
+            )))),
             Err(RecvTimeoutError::Disconnected) => {
                 fail(panicked(&self.name, "while stopping or being destroyed", self.thread))
             }
@@ -156,7 +182,7 @@ fn round_trip(core: &str, port: u16, message: &[u8]) -> TcpStream {
                 .detail("sent", escape(message))
                 .detail("expected", escape(&expected))
                 .detail("received", escape(&reply))
-                .hint("each core serves the clients of its own listeners, through its own loop"),
+                .blame(Role::ReadHandler, "each core serves the clients of its own listeners, through its own loop"),
         );
     }
     client
@@ -170,13 +196,12 @@ fn expect_eof(client: &mut TcpStream, what: &str) {
         other => fail(
             Failure::new(format!("{what}: the client did not see end-of-file after xps_core_destroy()"))
                 .detail("received", format!("{other:?}"))
-                .hint("xps_core_destroy() destroys every connection (xps_connection_destroy), closing its socket"),
+                .blame(Role::CoreDestroy, "destroys every connection (xps_connection_destroy), closing its socket"),
         ),
     }
 }
 
-#[test]
-fn milestone_2_two_cores_in_one_process_each_serve_their_own_clients() {
+pub fn two_cores_in_one_process_each_serve_their_own_clients() -> Result<(), Failure> {
     let _fds = fd_lock();
     let cores = [start_core("core 0", 1), start_core("core 1", 1)];
     if cores[0].ports == cores[1].ports {
@@ -197,13 +222,13 @@ fn milestone_2_two_cores_in_one_process_each_serve_their_own_clients() {
             fail(
                 Failure::new(format!("{name} held {} connections when its loop stopped", destroyed.connections))
                     .detail("expected", "1: its own client's, and only that one")
-                    .hint("xps_connection_create() adds the connection to *its* core's connections"),
+                    .blame(Role::ConnectionCreate, "adds the connection to *its* core's connections"),
             );
         }
         if let Err(what) = destroyed.freed {
             fail(
                 Failure::new(format!("after xps_core_destroy(), {what}"))
-                    .hint("xps_core_destroy(): destroy every connection, every listener, the loop, then the core"),
+                    .blame(Role::CoreDestroy, "destroy every connection, every listener, the loop, then the core"),
             );
         }
         let mut client = clients.remove(0);
@@ -211,14 +236,14 @@ fn milestone_2_two_cores_in_one_process_each_serve_their_own_clients() {
         if TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], *port)), TIMEOUT).is_ok() {
             fail(
                 Failure::new(format!("after xps_core_destroy(), {name}'s port {port} still accepts clients"))
-                    .hint("xps_core_destroy() destroys every listener (xps_listener_destroy), closing its socket"),
+                    .blame(Role::CoreDestroy, "destroys every listener (xps_listener_destroy), closing its socket"),
             );
         }
     }
+    Ok(())
 }
 
-#[test]
-fn milestone_2_destroying_a_core_leaves_no_fd_open() {
+pub fn destroying_a_core_leaves_no_fd_open() -> Result<(), Failure> {
     let _fds = fd_lock();
     let fds_before = open_fds();
     let description_before = describe_open_fds();
@@ -232,7 +257,7 @@ fn milestone_2_destroying_a_core_leaves_no_fd_open() {
     if let Err(what) = destroyed.freed {
         fail(
             Failure::new(format!("after xps_core_destroy(), {what}"))
-                .hint("xps_core_destroy(): destroy every connection, every listener, the loop, then the core"),
+                .blame(Role::CoreDestroy, "destroy every connection, every listener, the loop, then the core"),
         );
     }
     for client in &mut clients {
@@ -247,10 +272,12 @@ fn milestone_2_destroying_a_core_leaves_no_fd_open() {
                 .detail("setup", "a core with 2 listeners and 2 connected clients, then xps_core_destroy()")
                 .detail("expected", format!("{fds_before} fds open, as before xps_core_create(): {description_before}"))
                 .detail("received", format!("{fds_after}: {}", describe_open_fds()))
-                .hint(
-                    "xps_core_destroy() destroys every connection and listener (closing their sockets) and the \
+                .blame(
+                    Role::CoreDestroy,
+                    "destroys every connection and listener (closing their sockets) and the \
                  loop (closing its epoll fd)",
                 ),
         );
     }
+    Ok(())
 }

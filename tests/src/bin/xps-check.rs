@@ -44,7 +44,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xps_tests::checks::{self, SANITIZER_HINT, TESTER_PORTS};
+use xps_tests::checks::bytes::SANITIZER_HINT;
+use xps_tests::checks::tester::{self, TESTER_PORTS};
+use xps_tests::registry::{self, CHECKS};
 use xps_tests::tool::{self, CliError};
 use xps_tests::{Failure, Rng, Server};
 
@@ -56,100 +58,31 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long a server gets after SIGINT before SIGKILL: Valgrind's report needs a moment.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
-/// A check of the kit, with the name it has there and what it expects, in one line.
+/// A check of the registry that runs against a server, with what it expects, in one line.
 struct Entry {
     name: &'static str,
     expects: &'static str,
     check: fn(&Server) -> Result<(), Failure>,
 }
 
-/// `entry!(check_name, "what it expects")`: an [`Entry`] for `xps_tests::checks::check_name`.
-macro_rules! entry {
-    ($name:ident, $expects:expr) => {
-        Entry { name: stringify!($name), expects: $expects, check: checks::$name }
-    };
-}
-
-/// This workspace's checks for `stage`, in the order they run.
+/// The registry's checks for `stage` that run against any build, in the registry's order.
 fn checks_for(stage: u8) -> Vec<Entry> {
-    let mut list = vec![
-        entry!(
-            one_client_on_each_port_gets_its_reversal,
-            "Milestone #2 steps 1-2: a client on each port sends a line and gets it back reversed"
-        ),
-        entry!(
-            second_and_third_clients_on_a_busy_port_are_served,
-            "Milestone #2 step 3: a 2nd and 3rd client on a port that has one are served, the 1st still is"
-        ),
-        entry!(
-            interleaved_messages_from_all_clients_each_get_their_own_reply,
-            "Milestone #2 step 4: all clients send before any reads; each gets its own reply"
-        ),
-        entry!(
-            server_stays_up_after_clients_disconnect_and_accepts_new_ones,
-            "Milestone #2 step 5: clients disconnect; the server stays up and serves new clients"
-        ),
-        entry!(
-            four_clients_on_three_ports_each_get_their_reply,
-            "the page's test \"4 clients and 3 ports\": each of 4 clients gets its own replies"
-        ),
-        entry!(
-            course_check_1_single_client_on_every_port_100_random_strings,
-            "course check 1 (long strings): on every port, 100 strings of 1-1000 characters, each reversed"
-        ),
-        entry!(
-            course_check_2_ten_clients_at_once_on_one_port,
-            "course check 2: 10 clients on one port send string-<i>; each gets its own reversal"
-        ),
-        entry!(
-            course_check_3_disconnect_does_not_affect_other_clients,
-            "course check 3: after a client leaves, an old and a new client are served"
-        ),
-        entry!(
-            message_without_a_newline_comes_back_reversed,
-            "a message without a trailing newline comes back reversed whole (\"no newline\" -> \"enilwen on\")"
-        ),
-        entry!(empty_lines_come_back_as_they_are, "an empty line (just \\n) comes back as \\n"),
-        entry!(bytes_0x80_to_0xff_come_back_reversed, "bytes 0x80-0xff (not UTF-8) come back reversed byte for byte"),
-        entry!(nul_bytes_come_back_reversed, "a NUL byte inside a message comes back in its reversed place"),
-        entry!(
-            nothing_comes_after_a_reply,
-            "after each reply, nothing more arrives (no \\0 from strlen+1, no leftovers)"
-        ),
-    ];
-    if stage == 7 {
-        list.push(entry!(
-            experiment_1_blocking_send_stalls_everyone_until_the_sender_quits,
-            "Experiment #1: while a client that never reads has the server stuck in send(), a \
-             client on 8002 gets no reply; once it quits, that client gets its reply"
-        ));
-    }
-    list
+    CHECKS
+        .iter()
+        .filter(|c| c.any_build && c.stages.has(stage))
+        .filter_map(|c| match c.run {
+            registry::Run::Server(check) | registry::Run::DebugServer(check) => {
+                Some(Entry { name: c.id, expects: c.expects, check })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
-/// The tester's parts, as they are reported.
-const TESTER_CASES: [(&str, &str); 4] = [
-    (
-        "tester_network_address",
-        "the tester connects over its container's network, not loopback: the server must listen on \
-         every interface (0.0.0.0), not on 127.0.0.1 only (read from /proc/net/tcp; nothing leaves this machine)",
-    ),
-    (
-        "tester_check_1_single_client_input_output",
-        "tester check 1: on each of ports 8001-8004, one client sends 1000 strings of 0-99 letters and \
-         digits and \\n, one at a time; the first chunk back must be the reversal",
-    ),
-    (
-        "tester_check_2_multiple_clients_same_port",
-        "tester check 2 (same server process as check 1): 10 clients on 8001 send string-<i> at once; \
-         each one's first chunk back must be its own reversal",
-    ),
-    (
-        "tester_check_3_error_handling",
-        "tester check 3 (fresh server): a client leaves without sending; an existing and a new client \
-         are served and the server keeps running",
-    ),
-];
+/// The tester's parts, as they are reported: the registry's tester entries, in order.
+fn tester_cases() -> Vec<(&'static str, &'static str)> {
+    CHECKS.iter().filter(|c| matches!(c.run, registry::Run::Tester(_))).map(|c| (c.id, c.expects)).collect()
+}
 
 /// The ports the course's server listens on at `stage`, as the page creates them.
 fn ports_for(stage: u8) -> &'static [u16] {
@@ -265,7 +198,7 @@ fn main() -> ExitCode {
                 println!("{}\n    {}", entry.name, entry.expects);
             }
         }
-        for (name, expects) in TESTER_CASES {
+        for (name, expects) in tester_cases() {
             println!("{name}\n    {expects}");
         }
         return ExitCode::SUCCESS;
@@ -473,7 +406,7 @@ impl<'a> Run<'a> {
 
     fn total(&self) -> usize {
         let workspace = if self.config.official { 0 } else { checks_for(self.config.stage).len() };
-        workspace + TESTER_CASES.len()
+        workspace + tester_cases().len()
     }
 
     fn announce(&self, name: &str, expects: &str) {
@@ -638,7 +571,7 @@ impl<'a> Run<'a> {
         println!(
             "== the course's tester (stages 6 and 7: ports 8001-8004, 0.0.0.0; its checks exactly as it runs them)"
         );
-        let names = TESTER_CASES;
+        let names = tester_cases();
 
         // The server the tester starts once, for checks 1 and 2.
         self.announce(names[0].0, names[0].1);
@@ -683,7 +616,7 @@ impl<'a> Run<'a> {
                 continue;
             }
             let seed = self.seed;
-            match guarded("tester check 1", || checks::tester_check_1_on_port(&server, port, seed)) {
+            match guarded("tester check 1", || tester::tester_check_1_on_port(&server, port, seed)) {
                 Ok(()) => println!("      port {port}: 1000 strings, every reply right"),
                 Err(text) => {
                     println!("      port {port}: failed");
@@ -747,7 +680,7 @@ impl<'a> Run<'a> {
         let result = if missing.contains(&8001) {
             Err(missing_ports_text(&self.name, &[8001], &TESTER_PORTS, self.config.stage))
         } else {
-            guarded("tester check 2", || checks::tester_check_2(&server, 8001))
+            guarded("tester check 2", || tester::tester_check_2(&server, 8001))
         };
         // The tester stops the server after check 2.
         let outcome = self.conclude(&mut server, result);
@@ -764,7 +697,7 @@ impl<'a> Run<'a> {
                     Err(missing_ports_text(&self.name, &[8001], &TESTER_PORTS, self.config.stage))
                 } else {
                     let seed = self.seed;
-                    guarded("tester check 3", || checks::tester_check_3(&server, 8001, seed))
+                    guarded("tester check 3", || tester::tester_check_3(&server, 8001, seed))
                 };
                 let result = result.and_then(|()| match server.wait_exit(Duration::from_millis(200)) {
                     None => Ok(()),

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::manifest::{MILESTONES, Manifest, milestone_index};
 use crate::run::{Ctx, Output};
-use crate::rust_src::find_fn;
 use crate::workspace::{FnState, fn_state, read};
+use xps_tests::rust_src::find_fn;
 
 /// How long the build may take (a first build of a fresh clone included).
 pub const BUILD_LIMIT: Duration = Duration::from_secs(900);
@@ -167,7 +167,7 @@ fn panicked_in(ctx: &Ctx, m: &Manifest, text: &str) -> Option<String> {
         for f in m.functions.iter().filter(|f| f.file == file) {
             let Ok(src) = read(ctx, file) else { continue };
             if let Some(span) = find_fn(&src, &f.name)
-                && (span.line(&src)..=crate::rust_src::line_of(&src, span.body_close)).contains(&line)
+                && (span.line(&src)..=xps_tests::rust_src::line_of(&src, span.body_close)).contains(&line)
             {
                 return Some(f.name.clone());
             }

@@ -8,7 +8,6 @@
 mod check;
 mod manifest;
 mod run;
-mod rust_src;
 mod selftest;
 mod skeleton;
 mod workspace;
@@ -18,9 +17,9 @@ use std::process::{Command, ExitCode};
 
 use manifest::{MILESTONES, Manifest, milestone_index};
 use run::Ctx;
-use rust_src::find_fn;
 use skeleton::{is_todo, remove_allow_line};
 use workspace::{FnState, fn_state};
+use xps_tests::rust_src::find_fn;
 
 const PROGRAM: &str = "exercise.sh";
 

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use crate::check;
 use crate::manifest::{MILESTONES, Manifest, load, milestone_index};
 use crate::run::{Ctx, Output, run_bounded};
-use crate::rust_src::{code_mask, find_fn};
 use crate::skeleton;
+use xps_tests::rust_src::{code_mask, find_fn};
 
 /// The page-shaped loop fixture (written with the milestone checks).
 pub const PAGE_SHAPED_LOOP: &str = "tests/exercises/stage07/page_shaped_xps_loop.rs";
@@ -172,7 +172,7 @@ fn no_todo_in_reference(ctx: &Ctx, m: &Manifest) -> Result<String, String> {
         let mask = code_mask(&text);
         for (i, _) in text.match_indices("todo!(") {
             if mask[i] {
-                problems.push(format!("{file}:{} has todo!(", crate::rust_src::line_of(&text, i)));
+                problems.push(format!("{file}:{} has todo!(", xps_tests::rust_src::line_of(&text, i)));
             }
         }
         if text.lines().any(skeleton::is_allow_line) {

@@ -2,7 +2,7 @@
 //! naming the function and the page's section; everything else stays as it is.
 
 use crate::manifest::{Function, Manifest};
-use crate::rust_src::{FnSpan, code_mask, find_fn};
+use xps_tests::rust_src::{FnSpan, code_mask, find_fn};
 
 /// The one line `start` adds to the crate root (see [`allow_line`]); this is how it begins.
 /// The skeleton's `todo!()` bodies leave imports and helpers unused; one crate-level line
@@ -162,7 +162,7 @@ mod tests {
             "{out}"
         );
         assert!(out.ends_with("\n}\n"));
-        assert!(is_todo(crate::rust_src::find_fn(&out, "f").unwrap().body(&out)));
+        assert!(is_todo(xps_tests::rust_src::find_fn(&out, "f").unwrap().body(&out)));
         let with_allow = add_allow_line(&out, 6);
         assert!(with_allow.starts_with(&format!("//! Doc.\n{}\nuse x;", allow_line(6))));
         assert_eq!(remove_allow_line(&with_allow), out);

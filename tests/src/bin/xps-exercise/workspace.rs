@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::manifest::{Function, Manifest};
 use crate::run::Ctx;
-use crate::rust_src::find_fn;
 use crate::skeleton::is_todo;
+use xps_tests::rust_src::find_fn;
 
 /// The ref `start` records the reference commit in: outside the working tree, so hints level 3,
 /// `compare`, `reset` and `solution` still find the reference after the learner commits.

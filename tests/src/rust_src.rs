@@ -1,5 +1,7 @@
 //! Just enough of a Rust lexer to find a function's body: which bytes are code (not a comment,
-//! string or char literal), `fn NAME`, its parameter names, and the braces of its body.
+//! string or char literal), `fn NAME`, its parameter names, and the braces of its body. The
+//! exercise mode builds skeletons and hints with it; the harness finds which function a panic's
+//! `FILE:LINE` is in.
 
 /// Where one function sits in a source file (byte offsets).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +159,40 @@ pub fn find_fn(src: &str, name: &str) -> Option<FnSpan> {
     None
 }
 
+/// Every `fn NAME` with a body in `src`, in order: its name and its parts.
+pub fn all_fns(src: &str) -> Vec<(String, FnSpan)> {
+    let mask = code_mask(src);
+    let s = src.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = src[from..].find("fn").map(|p| p + from) {
+        from = pos + 2;
+        if !mask[pos] || (pos > 0 && is_ident(s[pos - 1])) || !s.get(pos + 2).is_some_and(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let mut j = pos + 2;
+        while j < s.len() && s[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let len = s[j..].iter().take_while(|&&b| is_ident(b)).count();
+        if len == 0 {
+            continue;
+        }
+        if let Some(span) = fn_parts(src, &mask, pos, j + len) {
+            found.push((src[j..j + len].to_string(), span));
+        }
+    }
+    found
+}
+
+/// The innermost function whose lines (from `fn` to its closing brace) hold 1-based `line`.
+pub fn enclosing_fn(src: &str, line: usize) -> Option<(String, FnSpan)> {
+    all_fns(src)
+        .into_iter()
+        .filter(|(_, span)| (span.line(src)..=line_of(src, span.body_close)).contains(&line))
+        .min_by_key(|(_, span)| span.body_close - span.line_start)
+}
+
 /// From just after the name: the parameters, then the body's braces.
 fn fn_parts(src: &str, mask: &[bool], fn_pos: usize, after_name: usize) -> Option<FnSpan> {
     let s = src.as_bytes();
@@ -311,6 +347,17 @@ fn after(x: u8) {}
         assert!(find_fn(SRC, "hidden").is_none(), "fn in a comment is not a function");
         assert!(find_fn(SRC, "targ").is_none(), "whole names only");
         assert_eq!(find_fn(SRC, "after").unwrap().params, ["x"]);
+    }
+
+    #[test]
+    fn the_enclosing_function_of_a_line_is_the_innermost() {
+        let src = "fn outer() {\n    fn inner() {\n        x();\n    }\n    y();\n}\nfn next() {}\n";
+        assert_eq!(enclosing_fn(src, 3).map(|(name, _)| name).as_deref(), Some("inner"));
+        assert_eq!(enclosing_fn(src, 5).map(|(name, _)| name).as_deref(), Some("outer"));
+        assert_eq!(enclosing_fn(src, 7).map(|(name, _)| name).as_deref(), Some("next"));
+        assert_eq!(enclosing_fn(src, 8), None);
+        let names: Vec<String> = all_fns(SRC).into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["target", "after"]);
     }
 
     #[test]
