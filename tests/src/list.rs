@@ -48,6 +48,32 @@ macro_rules! with_checks {
             expects: "xps_listener_destroy() detaches the socket from the loop (xps_loop_detach) before closing it",
         }
 
+        // ---- Milestone #2, stage 6: the connection module, in-process ---------------------------
+        milestone_2_connection_create_attaches_and_adds_to_connections {
+            run: in_process(milestone_2::connection_create_attaches_and_adds_to_connections),
+            stages: Six, milestone: M2, limit: 15, any_build: false,
+            blames: [ConnectionCreate, LoopAttach],
+            expects: "xps_connection_create(epoll_fd, sock_fd) returns a connection that is in CONNECTIONS, has the client's remote_ip and is attached to the loop",
+        }
+        milestone_2_connection_destroy_detaches_closes_and_leaves_none {
+            run: in_process(milestone_2::connection_destroy_detaches_closes_and_leaves_none),
+            stages: Six, milestone: M2, limit: 15, any_build: false,
+            blames: [ConnectionDestroy, LoopDetach],
+            expects: "xps_connection_destroy() sets the connection's entry in CONNECTIONS to None, detaches its socket, closes it and frees the connection",
+        }
+        milestone_2_listener_connection_handler_accepts_and_creates_a_connection {
+            run: in_process(milestone_2::listener_connection_handler_accepts_and_creates_a_connection),
+            stages: Six, milestone: M2, limit: 15, any_build: false,
+            blames: [ConnectionHandler],
+            expects: "with a client waiting, xps_listener_connection_handler() accepts it and creates its connection, whose listener is set",
+        }
+        milestone_2_read_handler_replies_with_the_reversal_and_destroys_on_end_of_file {
+            run: in_process(milestone_2::read_handler_replies_with_the_reversal_and_destroys_on_end_of_file),
+            stages: Six, milestone: M2, limit: 15, any_build: false,
+            blames: [ReadHandler],
+            expects: "xps_connection_read_handler() sends back the reversal of what the client sent, and destroys the connection when the client closes",
+        }
+
         // ---- Milestone #1, stage 7: the loop module, in-process -------------------------------
         milestone_1_create_and_destroy_a_loop {
             run: in_process(milestone_1::create_and_destroy_a_loop),
@@ -98,7 +124,7 @@ macro_rules! with_checks {
         milestone_2_step_1_2_one_client_on_each_port_gets_its_reversal {
             run: server(checks::milestone_2::one_client_on_each_port_gets_its_reversal),
             stages: Both, milestone: M2, limit: 40, any_build: true,
-            blames: [ReadHandler, ConnectionHandler, ConnectionCreate, Dispatch, LogListening],
+            blames: [ReadHandler, ConnectionHandler, ConnectionCreate, Dispatch, Start],
             expects: "Milestone #2 steps 1-2: a client on each port sends a line and gets it back reversed",
         }
         milestone_2_step_3_second_and_third_clients_on_a_busy_port_are_served {
@@ -236,7 +262,7 @@ macro_rules! with_checks {
         extra_default_ports_are_listened_on_and_served {
             run: binary(checks::command_line::default_ports_are_listened_on_and_served),
             stages: Both, milestone: Extra, limit: 240, any_build: false,
-            blames: [LogListening, ListenerCreate],
+            blames: [Start, ListenerCreate],
             expects: "without port arguments the server listens on the course's ports (8001-8003 for stage 6, 8001-8004 for stage 7), in order, and serves each",
         }
 
@@ -334,7 +360,7 @@ macro_rules! with_checks {
         tester_check_1_single_client_input_output {
             run: tester(1),
             stages: Both, milestone: Tester, limit: 120, any_build: true,
-            blames: [ReadHandler, LogListening],
+            blames: [ReadHandler, Start],
             expects: "tester check 1: on each of ports 8001-8004, one client sends 1000 strings of 0-99 letters and digits and \\n, one at a time; the first chunk back must be the reversal",
         }
         tester_check_2_multiple_clients_same_port {

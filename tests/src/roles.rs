@@ -46,9 +46,9 @@ pub enum Role {
     /// Reading a message and sending its reversal: stage 6's `xps_connection_read_handler()`,
     /// stage 7's `connection_loop_read_handler()`.
     ReadHandler,
-    /// The function that logs `Server listening on port N`: stage 6's `main()`, stage 7's
-    /// `xps_core_start()`.
-    LogListening,
+    /// The function that creates the listeners, logs `Server listening on port N` for each and
+    /// runs the loop: stage 6's `main()`, stage 7's `xps_core_start()`.
+    Start,
     /// `main()`.
     Main,
     /// Ctrl+C: `sigint_handler()` (stage 7).
@@ -75,7 +75,7 @@ impl Role {
         Role::ConnectionCreate,
         Role::ConnectionDestroy,
         Role::ReadHandler,
-        Role::LogListening,
+        Role::Start,
         Role::Main,
         Role::SigintHandler,
     ];
@@ -109,8 +109,8 @@ impl Role {
             Role::ConnectionDestroy => "xps_connection_destroy",
             Role::ReadHandler if six => "xps_connection_read_handler",
             Role::ReadHandler => "connection_loop_read_handler",
-            Role::LogListening if six => "main",
-            Role::LogListening => "xps_core_start",
+            Role::Start if six => "main",
+            Role::Start => "xps_core_start",
             Role::Main => "main",
             Role::SigintHandler => "sigint_handler",
         }
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(Role::ConnectionHandler.function(7), "listener_connection_handler");
         assert_eq!(Role::Dispatch.function(7), "handle_epoll_events");
         assert_eq!(Role::Dispatch.c_function(7), "xps_loop_run");
-        assert_eq!(Role::LogListening.function(6), "main");
+        assert_eq!(Role::Start.function(6), "main");
     }
 
     #[test]

@@ -23,112 +23,15 @@
 //! Run them with `cargo test -p stage06 milestone_1`.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::net::TcpStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-use shared::sys;
-use xps_tests::harness::{calling, fail};
 use xps_tests::{Failure, Role};
 
-use crate::network::xps_listener::{xps_listener_create, xps_listener_destroy};
-use crate::xps::XpsListener;
-use crate::{LISTENERS, xps_loop_attach, xps_loop_create, xps_loop_detach};
-
-/// How long a client waits for `connect()`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// `xps_loop_create()`, wrapped as `main` shares it.
-fn create_loop() -> Rc<OwnedFd> {
-    let _calling = calling("xps_loop_create");
-    match xps_loop_create() {
-        Ok(epoll_fd) => Rc::new(epoll_fd),
-        Err(e) => fail(
-            Failure::new("xps_loop_create() failed")
-                .detail("expected", "an epoll fd (Ok)")
-                .detail("received", format!("Err({e})"))
-                .blame(Role::LoopCreate, "create the epoll instance (sys::epoll_create) and return it"),
-        ),
-    }
-}
-
-/// `xps_listener_create(epoll_fd, "127.0.0.1", 0)`, which must return a listener on the port
-/// the OS picked.
-fn create_listener(epoll_fd: &Rc<OwnedFd>) -> Rc<XpsListener> {
-    let created = {
-        let _calling = calling("xps_listener_create");
-        xps_listener_create(epoll_fd, "127.0.0.1", 0)
-    };
-    let Some(listener) = created else {
-        fail(
-            Failure::new("xps_listener_create(epoll_fd, \"127.0.0.1\", 0) returned None")
-                .detail("expected", "Some(listener) listening on a port the OS picks")
-                .blame(
-                    Role::ListenerCreate,
-                    "socket, setsockopt (SO_REUSEADDR), bind, listen, then attach to the loop; its ERROR line says \
-                     which call failed",
-                ),
-        )
-    };
-    if listener.port == 0 {
-        fail(
-            Failure::new("the listener's port is 0")
-                .detail("expected", "the port the OS picked for port 0 (sys::local_addr(sock_fd).port())")
-                .detail("received", "0: nobody can connect to port 0")
-                .blame(Role::ListenerCreate, "keep the given lines that read back the port the OS picked"),
-        );
-    }
-    listener
-}
-
-/// `xps_listener_destroy(listener)`.
-fn destroy_listener(listener: Rc<XpsListener>) {
-    let _calling = calling("xps_listener_destroy");
-    xps_listener_destroy(listener);
-}
-
-/// The address a client connects to.
-fn addr(listener: &XpsListener) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], listener.port))
-}
-
-/// Where `listener` sits in `LISTENERS`, if it is there.
-fn index_in_listeners(listener: &Rc<XpsListener>) -> Option<usize> {
-    LISTENERS.with_borrow(|listeners| {
-        listeners.iter().position(|entry| entry.as_ref().is_some_and(|entry| Rc::ptr_eq(entry, listener)))
-    })
-}
-
-/// Waits up to `timeout` for epoll to report events; how many it reported.
-fn ready_events(epoll_fd: &OwnedFd, timeout: Duration) -> usize {
-    let mut events = [sys::empty_epoll_event(); 8];
-    sys::epoll_wait(epoll_fd.as_fd(), &mut events, timeout.as_millis() as i32)
-        .unwrap_or_else(|e| fail(Failure::new(format!("epoll_wait() on the loop's epoll fd failed: {e}"))))
-}
-
-/// Whether the loop's own functions work alone: an eventfd attached with `xps_loop_attach()` and
-/// made readable is reported; after `xps_loop_detach()`, it no longer is. `Err` names the one
-/// that does not work.
-fn loop_functions_work(epoll_fd: &Rc<OwnedFd>) -> Result<(), Role> {
-    let efd = sys::eventfd().unwrap_or_else(|e| fail(Failure::new(format!("eventfd() failed: {e}"))));
-    sys::eventfd_signal(efd.as_fd()).unwrap_or_else(|e| fail(Failure::new(format!("write to an eventfd failed: {e}"))));
-    let attached = {
-        let _calling = calling("xps_loop_attach");
-        xps_loop_attach(epoll_fd.as_fd(), efd.as_fd(), sys::EPOLLIN as u32)
-    };
-    if attached.is_err() || ready_events(epoll_fd, Duration::from_millis(300)) == 0 {
-        return Err(Role::LoopAttach);
-    }
-    let detached = {
-        let _calling = calling("xps_loop_detach");
-        xps_loop_detach(epoll_fd.as_fd(), efd.as_fd())
-    };
-    if detached.is_err() || ready_events(epoll_fd, Duration::from_millis(300)) != 0 {
-        return Err(Role::LoopDetach);
-    }
-    Ok(())
-}
+use super::kit::{CONNECT_TIMEOUT, addr, create_listener, create_loop, destroy_listener, index_in_listeners};
+use super::kit::{loop_functions_work, ready_events};
+use crate::LISTENERS;
 
 /// A listener on port 0 listens on the port the OS picked and is in `LISTENERS`.
 pub fn a_listener_on_port_0_is_listening_and_in_listeners() -> Result<(), Failure> {

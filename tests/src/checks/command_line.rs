@@ -118,10 +118,7 @@ pub fn port_in_use_exits_1_naming_host_port_and_os_error(target: &Target) -> Res
     let Some(first) = first else {
         return Err(Failure::new("the first port (0) was not listened on before the second failed")
             .detail("expected", "a `Server listening on port N` line for the first port")
-            .blame(
-                Role::LogListening,
-                "each listener created logs `Server listening on port N`, N the port the OS picked",
-            )
+            .blame(Role::Start, "each listener created logs `Server listening on port N`, N the port the OS picked")
             .with_log(&log));
     };
     let destroyed = format!("destroyed listener on port {first}");
@@ -166,7 +163,7 @@ pub fn default_ports_are_listened_on_and_served(target: &Target) -> Result<(), F
         return Err(Failure::new("the server did not listen on the course's default ports, in order")
             .detail("expected", format!("{:?}", target.default_ports))
             .detail("received", format!("{:?}", server.ports()))
-            .blame(Role::LogListening, "create a listener on each port of the given list, in order, and log each")
+            .blame(Role::Start, "create a listener on each port of the given list, in order, and log each")
             .log_of(&server));
     }
     one_client_on_each_port_gets_its_reversal(&server)

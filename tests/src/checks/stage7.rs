@@ -387,7 +387,7 @@ impl UnreadStdoutServer {
         let Some(port) = rx.recv_timeout(Duration::from_secs(20)).ok().flatten() else {
             return Err(Failure::new("the stage did not log its port")
                 .detail("stderr", server.stderr())
-                .blame(Role::LogListening, "log `Server listening on port N` for each listener"));
+                .blame(Role::Start, "log `Server listening on port N` for each listener"));
         };
         server.port = port;
         server._stdout = reader.join().ok();
