@@ -19,6 +19,7 @@ mod client;
 pub mod diagnose;
 pub mod hardening;
 pub mod harness;
+pub mod in_process;
 mod list;
 pub mod panic;
 pub mod record;

@@ -75,6 +75,12 @@ macro_rules! with_checks {
         }
 
         // ---- Milestone #1, stage 7: the loop module, in-process -------------------------------
+        milestone_1_loop_event_create_keeps_fd_ptr_and_read_cb_and_destroy_frees_it {
+            run: in_process(milestone_1::loop_event_create_keeps_fd_ptr_and_read_cb_and_destroy_frees_it),
+            stages: Seven, milestone: M1, limit: 15, any_build: false,
+            blames: [EventCreate, EventDestroy],
+            expects: "loop_event_create(fd, ptr, read_cb) returns an event holding them; loop_event_destroy() frees it",
+        }
         milestone_1_create_and_destroy_a_loop {
             run: in_process(milestone_1::create_and_destroy_a_loop),
             stages: Seven, milestone: M1, limit: 15, any_build: false,
@@ -107,6 +113,30 @@ macro_rules! with_checks {
         }
 
         // ---- Milestone #2, stage 7: the core, in-process ----------------------------------------
+        milestone_2_listener_create_attaches_and_adds_to_the_cores_listeners {
+            run: in_process(modules::listener_create_attaches_and_adds_to_the_cores_listeners),
+            stages: Seven, milestone: M2, limit: 15, any_build: false,
+            blames: [ListenerCreate, CoreCreate],
+            expects: "xps_listener_create(core, \"127.0.0.1\", 0) returns a listener that listens, is in core.listeners and is attached to the core's loop",
+        }
+        milestone_2_listener_destroy_detaches_and_leaves_none {
+            run: in_process(modules::listener_destroy_detaches_and_leaves_none),
+            stages: Seven, milestone: M2, limit: 15, any_build: false,
+            blames: [ListenerDestroy],
+            expects: "xps_listener_destroy() detaches the listener from the core's loop, sets its entry in core.listeners to None, frees it and closes its socket",
+        }
+        milestone_2_connection_create_attaches_and_adds_to_the_cores_connections {
+            run: in_process(modules::connection_create_attaches_and_adds_to_the_cores_connections),
+            stages: Seven, milestone: M2, limit: 15, any_build: false,
+            blames: [ConnectionCreate],
+            expects: "xps_connection_create(core, sock_fd) returns a connection that is in core.connections, has the client's remote_ip and is attached to the core's loop",
+        }
+        milestone_2_connection_destroy_detaches_closes_and_leaves_none {
+            run: in_process(modules::connection_destroy_detaches_closes_and_leaves_none),
+            stages: Seven, milestone: M2, limit: 15, any_build: false,
+            blames: [ConnectionDestroy],
+            expects: "xps_connection_destroy() sets its entry in core.connections to None, detaches its socket, closes it and frees the connection",
+        }
         milestone_2_two_cores_in_one_process_each_serve_their_own_clients {
             run: in_process(milestone_2::two_cores_in_one_process_each_serve_their_own_clients),
             stages: Seven, milestone: M2, limit: 30, any_build: false,

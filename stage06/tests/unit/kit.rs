@@ -1,7 +1,7 @@
 //! What stage 6's in-process checks share: the loop and a listener made through the page's
 //! functions, epoll's view of them, and a probe of the loop's own functions.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::xps::XpsListener;
 use crate::{LISTENERS, xps_loop_attach, xps_loop_create, xps_loop_detach};
 
 /// How long a client waits for `connect()`.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CONNECT_TIMEOUT: Duration = xps_tests::in_process::WAIT;
 
 /// `xps_loop_create()`, wrapped as `main` shares it.
 pub fn create_loop() -> Rc<OwnedFd> {
@@ -80,9 +80,7 @@ pub fn index_in_listeners(listener: &Rc<XpsListener>) -> Option<usize> {
 
 /// Waits up to `timeout` for epoll to report events; how many it reported.
 pub fn ready_events(epoll_fd: &OwnedFd, timeout: Duration) -> usize {
-    let mut events = [sys::empty_epoll_event(); 8];
-    sys::epoll_wait(epoll_fd.as_fd(), &mut events, timeout.as_millis() as i32)
-        .unwrap_or_else(|e| fail(Failure::new(format!("epoll_wait() on the loop's epoll fd failed: {e}"))))
+    xps_tests::in_process::ready_events(epoll_fd.as_fd(), timeout)
 }
 
 /// Whether the loop's own functions work alone: an eventfd attached with `xps_loop_attach()` and
@@ -106,17 +104,4 @@ pub fn loop_functions_work(epoll_fd: &Rc<OwnedFd>) -> Result<(), Role> {
         return Err(Role::LoopDetach);
     }
     Ok(())
-}
-
-/// A connected pair over loopback: the client's stream and the server side's socket, accepted
-/// here (not by the code under test), as `accept()` would give it to the page's functions.
-pub fn connected_pair() -> (TcpStream, OwnedFd) {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(Failure::new(format!("bind 127.0.0.1:0: {e}"))));
-    let address = listener.local_addr().unwrap_or_else(|e| fail(Failure::new(format!("getsockname: {e}"))));
-    let client = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)
-        .unwrap_or_else(|e| fail(Failure::new(format!("connect to {address}: {e}"))));
-    let (server_side, _) = listener.accept().unwrap_or_else(|e| fail(Failure::new(format!("accept: {e}"))));
-    client.set_read_timeout(Some(Duration::from_secs(2))).expect("a read timeout");
-    (client, OwnedFd::from(server_side))
 }

@@ -9,7 +9,7 @@
 //! (accept, create, `client->listener`), `xps_connection_read_handler()` (the reversal, destroy
 //! on end-of-file). They read only what the page defines.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::rc::Rc;
@@ -18,7 +18,9 @@ use std::time::Duration;
 use xps_tests::harness::{calling, fail};
 use xps_tests::{Failure, Role, escape};
 
-use super::kit::{CONNECT_TIMEOUT, addr, connected_pair, create_listener, create_loop, destroy_listener};
+use xps_tests::in_process::{connected_pair, keep_open, read_some};
+
+use super::kit::{CONNECT_TIMEOUT, addr, create_listener, create_loop, destroy_listener};
 use super::kit::{loop_functions_work, ready_events};
 use crate::CONNECTIONS;
 use crate::network::xps_connection::{xps_connection_create, xps_connection_destroy, xps_connection_read_handler};
@@ -48,21 +50,6 @@ fn destroy(connection: Rc<XpsConnection>) {
 /// Where `connection` sits in `CONNECTIONS`, if it is there.
 fn index_in_connections(connection: &Rc<XpsConnection>) -> Option<usize> {
     CONNECTIONS.with_borrow(|list| list.iter().position(|c| c.as_ref().is_some_and(|c| Rc::ptr_eq(c, connection))))
-}
-
-/// What the client reads within its timeout: the bytes, and whether the server closed.
-fn read_some(client: &mut TcpStream, want: usize) -> (Vec<u8>, bool) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 256];
-    while got.len() < want {
-        match client.read(&mut buf) {
-            Ok(0) => return (got, true),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    (got, false)
 }
 
 /// A new connection is in `CONNECTIONS`, has the peer's address, and is attached: a client's
@@ -149,7 +136,7 @@ pub fn connection_destroy_detaches_closes_and_leaves_none() -> Result<(), Failur
 
     // Detach: a second fd keeps the socket open after destroy closes the connection's own.
     let (mut client, sock_fd) = connected_pair();
-    let same_socket = sock_fd.try_clone().expect("dup() the connection's socket");
+    let same_socket = keep_open(sock_fd.as_fd());
     destroy(create(&epoll_fd, sock_fd));
     client.write_all(b"after destroy\n").expect("send to the still-open socket");
     let n = ready_events(&epoll_fd, Duration::from_millis(300));

@@ -14,14 +14,17 @@
 //!
 //! Run them with `cargo test -p stage07 milestone_1`.
 
+use std::ffi::c_void;
 use std::os::fd::AsFd;
 
 use shared::sys;
+use xps_tests::harness::calling;
 use xps_tests::{Failure, Role};
 
 use super::kit::{Outcome, Plan, SLOTS, Scenario, eventfd, fail, fd_lock, just_record, live_bytes, run_scenario};
 use super::kit::{describe_open_fds, open_fds, within};
-use crate::core::xps_loop::{xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach};
+use crate::core::xps_loop::{loop_event_create, loop_event_destroy, xps_loop_attach, xps_loop_create};
+use crate::core::xps_loop::{xps_loop_destroy, xps_loop_detach};
 
 /// Calls as the check reads them: `a got a's ptr, b got b's ptr`.
 fn describe_calls(outcome: &Outcome, names: &[&str; SLOTS]) -> String {
@@ -71,6 +74,38 @@ pub fn create_and_destroy_a_loop() -> Result<(), Failure> {
                 .detail("expected", "every byte xps_loop_create() allocated is freed by xps_loop_destroy()")
                 .blame(Role::LoopDestroy, "free the loop and everything it holds"),
         );
+    }
+    Ok(())
+}
+
+/// `loop_event_create()` keeps the fd, ptr and read_cb it is given (the page's `loop_event_t`
+/// fields), and `loop_event_destroy()` frees what it allocated.
+pub fn loop_event_create_keeps_fd_ptr_and_read_cb_and_destroy_frees_it() -> Result<(), Failure> {
+    let tag = 0u8;
+    let ptr: *mut c_void = std::ptr::from_ref(&tag).cast_mut().cast();
+    let read_cb = super::kit::CALLBACKS[1];
+    let before = live_bytes();
+    let event = {
+        let _calling = calling("loop_event_create");
+        loop_event_create(7, ptr, read_cb)
+    };
+    let kept = (event.fd, event.ptr as usize, event.read_cb as usize);
+    {
+        let _calling = calling("loop_event_destroy");
+        loop_event_destroy(event);
+    }
+    let left = live_bytes() - before;
+    if kept != (7, ptr as usize, read_cb as usize) {
+        return Err(Failure::new("the loop event does not hold the fd, ptr and read_cb it was created with")
+            .detail("setup", "loop_event_create(7, ptr, read_cb)")
+            .detail("expected", format!("fd 7, ptr {:#x}, read_cb {:#x}", ptr as usize, read_cb as usize))
+            .detail("received", format!("fd {}, ptr {:#x}, read_cb {:#x}", kept.0, kept.1, kept.2))
+            .blame(Role::EventCreate, "set the event's fd, ptr and read_cb fields from its parameters (the page's /* set fd, ptr, read_cb fields of event */)"));
+    }
+    if left != 0 {
+        return Err(Failure::new(format!("loop_event_destroy() left {left} byte(s) of the event allocated"))
+            .detail("expected", "destroy frees what create allocated (the page's free(event))")
+            .blame(Role::EventDestroy, "drop the Box<LoopEvent> it is given; keep no copy of it"));
     }
     Ok(())
 }
