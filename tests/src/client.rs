@@ -17,14 +17,20 @@ impl Client {
     /// Connects to `127.0.0.1:port`.
     pub fn connect(server: &Server, port: u16, label: impl Into<String>) -> Result<Client, Failure> {
         let label = format!("{} on port {port}", label.into());
-        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| {
-            Failure::new(format!("{label} could not connect: {e}"))
+        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| match server.exited() {
+            Some(status) => Failure::new(format!(
+                "{label} could not connect: {e}; the server has exited: {}",
+                Server::describe_status(Some(status))
+            ))
+            .blame(Role::Start, "after creating the listeners it must run the loop, which does not return")
+            .log_of(server),
+            None => Failure::new(format!("{label} could not connect: {e}"))
                 .blame(
                     Role::ListenerCreate,
                     "nothing accepts connections on this port: the listener must bind() and listen() on it",
                 )
-                .hint("is the server still running? is this port the one its `Server listening on port N` line says?")
-                .log_of(server)
+                .hint("is this port the one the server's `Server listening on port N` line says?")
+                .log_of(server),
         })?;
         stream.set_nodelay(true).ok();
         Ok(Client { stream, label, port })

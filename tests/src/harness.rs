@@ -64,7 +64,9 @@ impl Target {
         if debug {
             cmd.env("XPS_DEBUG", "1");
         }
-        Server::spawn(cmd, self.n_ports)
+        let server = Server::spawn(cmd, self.n_ports)?;
+        crate::diagnose::verify_listening(&server)?;
+        Ok(server)
     }
 }
 

@@ -34,12 +34,18 @@ pub fn ready_events(epoll_fd: BorrowedFd<'_>, timeout: Duration) -> usize {
         .unwrap_or_else(|e| fail(Failure::new(format!("epoll_wait() on the loop's epoll fd failed: {e}"))))
 }
 
-/// Whether epoll reports `fd` itself within `timeout`, for a loop whose events carry the fd in
-/// their data (stage 6: the page's `event.data.fd = fd`).
-pub fn reports_fd(epoll_fd: BorrowedFd<'_>, fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+/// The data of each event epoll reports on `epoll_fd` within `timeout`: what `xps_loop_attach()`
+/// made epoll carry back (stage 6: the fd itself, the page's `event.data.fd = fd`).
+pub fn reported_data(epoll_fd: BorrowedFd<'_>, timeout: Duration) -> Vec<u64> {
     let mut events = [shared::sys::empty_epoll_event(); 8];
-    let n = shared::sys::epoll_wait(epoll_fd, &mut events, timeout.as_millis() as i32).unwrap_or(0);
-    events[..n].iter().any(|e| e.u64 == fd.as_raw_fd() as u64)
+    let n = shared::sys::epoll_wait(epoll_fd, &mut events, timeout.as_millis() as i32)
+        .unwrap_or_else(|e| fail(Failure::new(format!("epoll_wait() on the loop's epoll fd failed: {e}"))));
+    events[..n].iter().map(|e| e.u64).collect()
+}
+
+/// The data stage 6's loop expects with `fd`'s events: the fd number.
+pub fn fd_data(fd: BorrowedFd<'_>) -> u64 {
+    fd.as_raw_fd() as u64
 }
 
 /// What `client` reads until `want` bytes came, the server closed, or its timeout: the bytes,

@@ -462,6 +462,12 @@ impl Server {
         }
     }
 
+    /// The exit status if the process has exited, without reaping it (for callers that only
+    /// share the server).
+    pub fn exited(&self) -> Option<ExitStatus> {
+        self.exit_status.or_else(|| if self.reaped { None } else { peek_exit(self.child.id()) })
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.try_exit_status().is_none()

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use shared::sys;
 use xps_tests::harness::{calling, fail};
+use xps_tests::in_process::{fd_data, reported_data};
 use xps_tests::{Failure, Role};
 
 use crate::network::xps_listener::{xps_listener_create, xps_listener_destroy};
@@ -84,7 +85,7 @@ pub fn ready_events(epoll_fd: &OwnedFd, timeout: Duration) -> usize {
 }
 
 /// Whether the loop's own functions work alone: an eventfd attached with `xps_loop_attach()` and
-/// made readable is reported; after `xps_loop_detach()`, it no longer is. `Err` names the one
+/// made readable is reported, with its fd as the event's data; after `xps_loop_detach()`, it no longer is. `Err` names the one
 /// that does not work.
 pub fn loop_functions_work(epoll_fd: &Rc<OwnedFd>) -> Result<(), Role> {
     let efd = sys::eventfd().unwrap_or_else(|e| fail(Failure::new(format!("eventfd() failed: {e}"))));
@@ -93,7 +94,10 @@ pub fn loop_functions_work(epoll_fd: &Rc<OwnedFd>) -> Result<(), Role> {
         let _calling = calling("xps_loop_attach");
         xps_loop_attach(epoll_fd.as_fd(), efd.as_fd(), sys::EPOLLIN as u32)
     };
-    if attached.is_err() || ready_events(epoll_fd, Duration::from_millis(300)) == 0 {
+    // Reported, and with the fd as its data (the page's `event.data.fd = fd`): xps_loop_run()
+    // finds the event's owner by it.
+    let data = reported_data(epoll_fd.as_fd(), Duration::from_millis(300));
+    if attached.is_err() || !data.contains(&fd_data(efd.as_fd())) {
         return Err(Role::LoopAttach);
     }
     let detached = {

@@ -32,6 +32,8 @@ use xps_tests::{Failure, Role};
 use super::kit::{CONNECT_TIMEOUT, addr, create_listener, create_loop, destroy_listener, index_in_listeners};
 use super::kit::{loop_functions_work, ready_events};
 use crate::LISTENERS;
+use std::os::fd::AsFd;
+use xps_tests::in_process::{fd_data, reported_data};
 
 /// A listener on port 0 listens on the port the OS picked and is in `LISTENERS`.
 pub fn a_listener_on_port_0_is_listening_and_in_listeners() -> Result<(), Failure> {
@@ -71,8 +73,8 @@ pub fn a_client_can_connect_and_the_loop_reports_it() -> Result<(), Failure> {
 
     // The waiting client makes the listening socket readable: the loop must report it, which it
     // does only for sockets attached to it.
-    let n = ready_events(&epoll_fd, CONNECT_TIMEOUT);
-    if n == 0 {
+    let data = reported_data(epoll_fd.as_fd(), CONNECT_TIMEOUT);
+    if data.is_empty() {
         let failure = Failure::new("a client is waiting to be accepted, but the loop reports nothing")
             .detail("expected", "epoll_wait() on the loop reports the listening socket readable (EPOLLIN)")
             .detail("received", format!("no event within {CONNECT_TIMEOUT:?}"));
@@ -87,6 +89,19 @@ pub fn a_client_can_connect_and_the_loop_reports_it() -> Result<(), Failure> {
                 "xps_loop_attach() works alone, so the listener's socket was not attached: call \
                  xps_loop_attach(epoll_fd, sock_fd, EPOLLIN) after listen()",
             ),
+        });
+    }
+    let want = fd_data(listener.sock_fd.as_fd());
+    if !data.contains(&want) {
+        let failure = Failure::new("the loop reports the listening socket, but its event does not carry the socket's fd")
+            .detail("expected", format!("the event's data is the fd, {want} (the page's `event.data.fd = fd`): xps_loop_run() finds the listener by it"))
+            .detail("received", format!("data {data:?}"));
+        return Err(match loop_functions_work(&epoll_fd) {
+            Err(Role::LoopAttach) => failure.blame(
+                Role::LoopAttach,
+                "give epoll the fd as the event's data: sys::epoll_add(epoll_fd, fd, events, fd.as_raw_fd() as u64)",
+            ),
+            _ => failure.blame(Role::ListenerCreate, "attach the listener's own socket, sock_fd"),
         });
     }
 

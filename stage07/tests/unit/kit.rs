@@ -22,8 +22,8 @@ use xps_tests::harness::{self, calling};
 use xps_tests::report::{Blame, BlamedBy, Target};
 use xps_tests::{Failure, Role};
 
+use crate::core::xps_loop::{LoopEvent, xps_loop_run, xps_loop_waker};
 use crate::core::xps_loop::{LoopWaker, xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach};
-use crate::core::xps_loop::{xps_loop_run, xps_loop_waker};
 use crate::xps::{XpsHandler, XpsLoop};
 
 /// How long a check waits for a loop (or a core) before calling it stuck.
@@ -44,11 +44,34 @@ thread_local! {
     /// Bytes this thread allocated minus bytes it freed. A `const` Cell: no lazy init and no
     /// destructor, so using it inside the allocator never allocates.
     static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
+    /// The block size [`net_blocks`] watches (0: none), and the blocks of that size allocated
+    /// minus those freed meanwhile.
+    static WATCH: Cell<(usize, i64)> = const { Cell::new((0, 0)) };
 }
 
 fn count(bytes: i64) {
     // try_with: the thread may be tearing down its thread-locals.
     let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + bytes));
+}
+
+/// Counts one block of `size` bytes allocated (`+1`) or freed (`-1`) if that size is watched.
+fn watch(size: usize, one: i64) {
+    let _ = WATCH.try_with(|watch| {
+        let (watched, net) = watch.get();
+        if watched == size {
+            watch.set((watched, net + one));
+        }
+    });
+}
+
+/// Runs `f` on this thread and says how many blocks of `size` bytes it left allocated (a
+/// negative number: freed): `xps_loop_attach()` keeps one loop event (`+1`), `xps_loop_detach()`
+/// destroys one (`-1`).
+pub fn net_blocks<T>(size: usize, f: impl FnOnce() -> T) -> (T, i64) {
+    WATCH.set((size, 0));
+    let result = f();
+    let (_, net) = WATCH.replace((0, 0));
+    (result, net)
 }
 
 // SAFETY: every method forwards to `System` with the same arguments, so the `GlobalAlloc`
@@ -59,6 +82,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
             count(layout.size() as i64);
+            watch(layout.size(), 1);
         }
         ptr
     }
@@ -68,6 +92,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         let ptr = unsafe { System.alloc_zeroed(layout) };
         if !ptr.is_null() {
             count(layout.size() as i64);
+            watch(layout.size(), 1);
         }
         ptr
     }
@@ -76,6 +101,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
         unsafe { System.dealloc(ptr, layout) };
         count(-(layout.size() as i64));
+        watch(layout.size(), -1);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -83,6 +109,8 @@ unsafe impl GlobalAlloc for CountingAllocator {
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             count(new_size as i64 - layout.size() as i64);
+            watch(layout.size(), -1);
+            watch(new_size, 1);
         }
         new
     }
@@ -227,6 +255,11 @@ pub struct Progress {
     pub woken: AtomicBool,
     /// A scenario's own value (the fd-reuse check: whether the fd number was reused).
     pub note: AtomicI64,
+    /// The fewest loop events an `xps_loop_attach()` kept (1: it keeps the one it created),
+    /// `i64::MAX` before any attach.
+    kept_by_attach: AtomicI64,
+    /// The fewest loop events an `xps_loop_detach()` destroyed (1), `i64::MAX` before any.
+    freed_by_detach: AtomicI64,
 }
 
 impl Progress {
@@ -320,10 +353,11 @@ impl Scenario {
     pub fn attach(&self, slot: usize) {
         let fds = self.fds.borrow();
         let fd = fds[slot].as_ref().expect("the slot's fd is open");
-        let result = {
+        let (result, kept) = net_blocks(size_of::<LoopEvent>(), || {
             let _calling = calling("xps_loop_attach");
             xps_loop_attach(&self.loop_, fd.as_fd(), sys::EPOLLIN as u32, self.ptr(slot), CALLBACKS[slot])
-        };
+        });
+        self.progress.kept_by_attach.fetch_min(kept, Ordering::SeqCst);
         if let Err(e) = result {
             fail(
                 Failure::new(format!("xps_loop_attach() of an eventfd returned Err({e:?})"))
@@ -340,10 +374,11 @@ impl Scenario {
     pub fn detach(&self, slot: usize) {
         let fds = self.fds.borrow();
         let fd = fds[slot].as_ref().expect("the slot's fd is open");
-        let result = {
+        let (result, kept) = net_blocks(size_of::<LoopEvent>(), || {
             let _calling = calling("xps_loop_detach");
             xps_loop_detach(&self.loop_, fd.as_fd())
-        };
+        });
+        self.progress.freed_by_detach.fetch_min(-kept, Ordering::SeqCst);
         if let Err(e) = result {
             fail(
                 Failure::new(format!("xps_loop_detach() of an attached eventfd returned Err({e:?})"))
@@ -396,6 +431,9 @@ pub struct Outcome {
     pub counts: [u32; SLOTS],
     /// The scenario's own value.
     pub note: i64,
+    /// The fewest loop events a detach destroyed (`i64::MAX` if none ran): 0 or less means some
+    /// `xps_loop_detach()` destroyed none.
+    pub freed_by_detach: i64,
 }
 
 /// A scenario: what each slot is called, which slots' callbacks must be called for the loop
@@ -420,6 +458,8 @@ pub fn run_scenario(plan: Plan) -> Outcome {
         phase: AtomicU8::new(Phase::Creating as u8),
         calls: Default::default(),
         woken: AtomicBool::new(false),
+        kept_by_attach: AtomicI64::new(i64::MAX),
+        freed_by_detach: AtomicI64::new(i64::MAX),
         note: AtomicI64::new(0),
     });
     let names = plan.names;
@@ -487,6 +527,7 @@ fn run_on_this_thread(plan: Plan, progress: Arc<Progress>) -> Outcome {
         run_result,
         counts: std::array::from_fn(|slot| progress.calls[slot].load(Ordering::SeqCst)),
         note: progress.note.load(Ordering::SeqCst),
+        freed_by_detach: progress.freed_by_detach.load(Ordering::SeqCst),
     }
 }
 
@@ -513,6 +554,13 @@ fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_called: &[us
         Failure::new(format!("the loop thread is stuck {} (no return within {TIMEOUT:?})", phase.doing())).blame_with(
             hung(role, "it was called and never returned: look for a loop that never ends or a wait without a timeout"),
         )
+    } else if !progress.woken.load(Ordering::SeqCst) && progress.kept_by_attach.load(Ordering::SeqCst) <= 0 {
+        Failure::new(format!(
+            "a callback was never called: xps_loop_run() ran for {TIMEOUT:?} and never called the read_cb of {}",
+            never.join(", ")
+        ))
+        .detail("observed", "an xps_loop_attach() that returned Ok kept no loop event: the one loop_event_create() allocated was freed again")
+        .blame(Role::LoopAttach, "keep the new loop event in the loop's events, where the loop finds it when epoll reports the fd")
     } else if !progress.woken.load(Ordering::SeqCst) {
         Failure::new(format!(
             "a callback was never called: xps_loop_run() ran for {TIMEOUT:?} and never called the read_cb of {}",

@@ -257,6 +257,16 @@ pub fn an_event_whose_owner_was_detached_earlier_in_the_same_batch_is_not_delive
                 .hint("this check relies on epoll's ready list being first in, first out (Linux's behaviour)"),
         );
     }
+    if outcome.counts[1] != 0 && outcome.freed_by_detach <= 0 {
+        return Err(Failure::new("an event was delivered although its owner was detached earlier in the same batch")
+            .detail("observed", "xps_loop_detach() returned Ok and destroyed no loop event")
+            .detail("received", describe_calls(&outcome, &BATCH))
+            .blame(
+                Role::LoopDetach,
+                "destroy the fd's loop event (loop_event_destroy) and set its entry to None, so the loop no longer \
+                 finds it, as the page says",
+            ));
+    }
     if outcome.counts[1] != 0 {
         fail(
             Failure::new("an event was delivered although its owner was detached earlier in the same batch")

@@ -158,13 +158,24 @@ pub fn shutdown_destroys_every_instance_then_exits_0(server: &mut Server, signal
             "destroy every connection still in the core's list",
         ));
     }
+    let destroyed_listeners = lines[..core].iter().filter(|l| l.contains("destroyed listener on port")).count();
     for port in &ports {
         if !lines[..core].iter().any(|l| l.ends_with(&format!("destroyed listener on port {port}"))) {
-            return Err(missing(
-                format!("the listener on port {port}"),
-                Role::CoreDestroy,
-                "destroy every listener still in the core's list",
-            ));
+            return Err(if destroyed_listeners >= ports.len() {
+                missing(
+                    format!(
+                        "the listener on port {port}: {destroyed_listeners} listeners were destroyed, but none logged port {port}"
+                    ),
+                    Role::ListenerDestroy,
+                    "its DEBUG line must name the listener's own port (listener.port)",
+                )
+            } else {
+                missing(
+                    format!("the listener on port {port}"),
+                    Role::CoreDestroy,
+                    "destroy every listener still in the core's list",
+                )
+            });
         }
     }
     for mut client in clients {
