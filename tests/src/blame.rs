@@ -26,16 +26,8 @@ impl Source {
     /// The sources of `stage` in the workspace that holds the current directory (a test runs
     /// in its package's folder), if there is one.
     pub fn find(stage: u8) -> Option<Source> {
-        let mut dir = std::env::current_dir().ok()?;
-        loop {
-            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
-            if manifest.contains("[workspace]") && dir.join(format!("stage0{stage}/src")).is_dir() {
-                return Some(Source { root: dir, stage });
-            }
-            if !dir.pop() {
-                return None;
-            }
-        }
+        let root = crate::scratch::workspace_root()?;
+        root.join(format!("stage0{stage}/src")).is_dir().then_some(Source { root, stage })
     }
 
     /// The sources of `stage` under the workspace `root`.
@@ -43,15 +35,26 @@ impl Source {
         Source { root: root.to_path_buf(), stage }
     }
 
-    /// Whether `file` (relative to the workspace, as panics and backtraces give it) is one of
-    /// the stage's own source files: `stageNN/src/...`, not a test file compiled into it.
-    pub fn is_stage_file(&self, file: &str) -> bool {
+    /// `file` as panics and backtraces give it, relative to the workspace root: `./` removed,
+    /// the root removed from an absolute path, and a path relative to the stage's package
+    /// (`src/main.rs`, as a backtrace's debug info may give it) put under `stageNN/`.
+    fn normalize(&self, file: &str) -> String {
         let file = file.strip_prefix("./").unwrap_or(file);
+        let file = Path::new(file).strip_prefix(&self.root).map_or(file, |rel| rel.to_str().unwrap_or(file));
+        match file.strip_prefix("src/") {
+            Some(rest) => format!("stage0{}/src/{rest}", self.stage),
+            None => file.to_string(),
+        }
+    }
+
+    /// Whether `file` (as [`Source::normalize`] makes it) is one of the stage's own source
+    /// files: `stageNN/src/...`, not a test file compiled into it.
+    pub fn is_stage_file(&self, file: &str) -> bool {
         file.starts_with(&format!("stage0{}/src/", self.stage)) && !file.contains("/../")
     }
 
     fn read(&self, file: &str) -> Option<String> {
-        std::fs::read_to_string(self.root.join(file.strip_prefix("./").unwrap_or(file))).ok()
+        std::fs::read_to_string(self.root.join(self.normalize(file))).ok()
     }
 
     /// The stage's source files, relative to the root, in a stable order.
@@ -84,14 +87,16 @@ impl Source {
         })
     }
 
-    /// The function enclosing `FILE:LINE` of the stage's sources, with that place.
+    /// The function enclosing `FILE:LINE` of the stage's sources, with that place
+    /// (`stageNN/src/FILE:LINE`).
     fn function_at(&self, file: &str, line: usize) -> Option<(String, String)> {
-        if !self.is_stage_file(file) {
+        let file = self.normalize(file);
+        if !self.is_stage_file(&file) {
             return None;
         }
-        let text = self.read(file)?;
+        let text = self.read(&file)?;
         let (name, _) = enclosing_fn(&text, line)?;
-        Some((name, format!("{}:{line}", file.strip_prefix("./").unwrap_or(file))))
+        Some((name, format!("{file}:{line}")))
     }
 }
 
@@ -168,18 +173,13 @@ const TODO_WHY: &str = "still todo!(): the check reached it";
 fn from_panic(panic: &Panic, source: &Source) -> Option<Blame> {
     // The stage's own frames, innermost first: (function, file, line).
     let mut own: Vec<(String, String, usize)> = Vec::new();
-    let raised_at = panic.at.as_deref().and_then(split_file_line);
-    if let Some((file, line)) = raised_at
-        && let Some((name, _)) = source.function_at(file, line)
-    {
-        own.push((name, file.to_string(), line));
-    }
-    for frame in &panic.frames {
-        if let Some((file, line)) = frame.file_line()
-            && let Some((name, _)) = source.function_at(file, line)
-            && !own.iter().any(|(_, f, l)| f == file && *l == line)
+    let places = panic.at.iter().chain(panic.frames.iter().filter_map(|f| f.at.as_ref()));
+    for (file, line) in places.filter_map(|at| split_file_line(at)) {
+        if let Some((name, place)) = source.function_at(file, line)
+            && !own.iter().any(|(_, f, l)| format!("{f}:{l}") == place)
         {
-            own.push((name, file.to_string(), line));
+            let file = place.rsplit_once(':').map_or(place.clone(), |(f, _)| f.to_string());
+            own.push((name, file, line));
         }
     }
     let (first, file, line) = own.first()?.clone();

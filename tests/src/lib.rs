@@ -27,6 +27,7 @@ pub mod registry;
 pub mod report;
 pub mod roles;
 pub mod rust_src;
+pub mod scratch;
 mod server;
 pub mod tool;
 
