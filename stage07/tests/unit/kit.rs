@@ -21,8 +21,8 @@ use std::time::Duration;
 use shared::sys;
 use xps_tests::Failure;
 
-use crate::core::xps_loop::{LoopWaker, xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach};
-use crate::core::xps_loop::{xps_loop_run, xps_loop_waker};
+use crate::core::xps_loop::{xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach, xps_loop_run};
+use crate::given::loop_waker::{LoopWaker, xps_loop_waker};
 use crate::xps::{XpsHandler, XpsLoop};
 
 /// How long a check waits for a loop (or a core) before calling it stuck.
@@ -315,7 +315,9 @@ impl Scenario {
     pub fn attach(&self, slot: usize) {
         let fds = self.fds.borrow();
         let fd = fds[slot].as_ref().expect("the slot's fd is open");
-        let result = xps_loop_attach(&self.loop_, fd.as_fd(), sys::EPOLLIN as u32, self.ptr(slot), CALLBACKS[slot]);
+        // SAFETY: the kit's callbacks never dereference ptr; they only record its address.
+        let result =
+            unsafe { xps_loop_attach(&self.loop_, fd.as_fd(), sys::EPOLLIN as u32, self.ptr(slot), CALLBACKS[slot]) };
         if let Err(e) = result {
             fail(
                 Failure::new(format!("xps_loop_attach() of an eventfd returned Err({e:?})"))

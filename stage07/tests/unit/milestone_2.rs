@@ -21,7 +21,8 @@ use std::thread::{self, JoinHandle};
 use xps_tests::{Failure, escape, expected_reply};
 
 use crate::core::xps_core::{xps_core_create, xps_core_destroy};
-use crate::core::xps_loop::{LoopWaker, xps_loop_run, xps_loop_waker};
+use crate::core::xps_loop::xps_loop_run;
+use crate::given::loop_waker::{LoopWaker, xps_loop_waker};
 use crate::network::xps_listener::xps_listener_create;
 use crate::unit_kit::{TIMEOUT, describe_open_fds, fail, fd_lock, open_fds, panic_message};
 
