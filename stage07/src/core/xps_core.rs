@@ -56,15 +56,14 @@ pub fn xps_core_create() -> Option<Rc<XpsCore>> {
 /// `xps_core_destroy()`: destroys every connection, then every listener, then the loop, then
 /// frees the core. Afterwards none of their fds is open and none of their memory allocated.
 pub fn xps_core_destroy(core: Rc<XpsCore>) {
-    // Destroy connections. The handles are collected first: each destroy removes its entry.
-    let connections: Vec<_> = core.connections.borrow().iter().flatten().cloned().collect();
-    connections.into_iter().for_each(xps_connection_destroy);
-    core.connections.take();
+    // Destroy connections, and de-initialize core.connections. The list is taken out first, so
+    // each destroy finds its entry gone instead of searching for it past the None entries of
+    // the ones destroyed before it (with nothing compacted, that search would make the whole
+    // teardown quadratic in the number of connections).
+    core.connections.take().into_iter().flatten().for_each(xps_connection_destroy);
 
-    // Destroy listeners
-    let listeners: Vec<_> = core.listeners.borrow().iter().flatten().cloned().collect();
-    listeners.into_iter().for_each(xps_listener_destroy);
-    core.listeners.take();
+    // Destroy listeners, and de-initialize core.listeners
+    core.listeners.take().into_iter().flatten().for_each(xps_listener_destroy);
 
     // Destroy the loop and free the core. Listeners and connections only held `Weak` handles
     // to the core, so this is the last `Rc`.
