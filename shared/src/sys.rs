@@ -1,7 +1,7 @@
 //! Thin, safe wrappers around the Linux calls the course makes.
 //!
-//! The course calls `socket()`, `bind()`, `accept()`, `recv()`, `send()` and `epoll_*()` from its
-//! C directly and checks `errno`. Each function here is one such call: it returns
+//! The course calls `socket()`, `bind()`, `getaddrinfo()`, `accept()`, `recv()`, `send()` and
+//! `epoll_*()` from its C directly and checks `errno`. Each function here is one such call: it returns
 //! `io::Result`, built from `io::Error::last_os_error()` right after the call fails, so the
 //! caller can log the OS error text exactly where the C calls `perror()`.
 //!
@@ -12,6 +12,7 @@
 //! Calls that block are retried when a signal interrupts them (`EINTR`): a signal is not an
 //! error the course wants logged, and `epoll_wait` is never restarted by the kernel itself.
 
+use std::ffi::CStr;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -119,6 +120,35 @@ pub fn peer_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddrV4> {
     // SAFETY: both pointers point to live locals of the sizes given.
     check(unsafe { libc::getpeername(fd.as_raw_fd(), (&raw mut sa).cast(), &mut len) })?;
     Ok(from_sockaddr_in(&sa))
+}
+
+/// `getaddrinfo(host, NULL, {AF_INET, SOCK_STREAM})`: the first IPv4 address `host` resolves
+/// to. The list `getaddrinfo()` allocates is freed (`freeaddrinfo()`) before this returns. On
+/// failure the error's text is the resolver's own (`gai_strerror()`: "Name or service not
+/// known"), or the OS error when the resolver reports one (`EAI_SYSTEM`).
+pub fn getaddrinfo_ipv4(host: &CStr) -> io::Result<Ipv4Addr> {
+    // SAFETY: addrinfo is plain old data; all-zero is the "no hints" value C code memsets to.
+    let mut hints: libc::addrinfo = unsafe { zeroed() };
+    hints.ai_family = libc::AF_INET;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `host` is NUL-terminated, `hints` and `list` are live locals; on success the
+    // resolver stores in `list` a list we free below with freeaddrinfo().
+    let ret = unsafe { libc::getaddrinfo(host.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    if ret == libc::EAI_SYSTEM {
+        return Err(io::Error::last_os_error());
+    }
+    if ret != 0 {
+        // SAFETY: gai_strerror returns a pointer to a static NUL-terminated message.
+        let reason = unsafe { CStr::from_ptr(libc::gai_strerror(ret)) };
+        return Err(io::Error::other(reason.to_string_lossy()));
+    }
+    // SAFETY: getaddrinfo succeeded, so `list` points to at least one entry; with AF_INET hints
+    // every entry's ai_addr is a sockaddr_in.
+    let ip = unsafe { *from_sockaddr_in(&*(*list).ai_addr.cast::<libc::sockaddr_in>()).ip() };
+    // SAFETY: `list` came from getaddrinfo and is freed exactly once, after its last use above.
+    unsafe { libc::freeaddrinfo(list) };
+    Ok(ip)
 }
 
 /// `accept()` on a listening socket. The new connection socket is *blocking*, as in the course
@@ -259,6 +289,14 @@ mod tests {
         assert_eq!(&reply, b"ih\n");
         drop(client);
         assert_eq!(recv(conn.as_fd(), &mut buf).unwrap(), 0, "recv returns 0 once the peer closed");
+    }
+
+    #[test]
+    fn getaddrinfo_ipv4_resolves_or_says_why_not() {
+        assert_eq!(getaddrinfo_ipv4(c"127.0.0.1").unwrap(), Ipv4Addr::LOCALHOST);
+        assert_eq!(getaddrinfo_ipv4(c"localhost").unwrap(), Ipv4Addr::LOCALHOST);
+        let err = getaddrinfo_ipv4(c"no-such-host.invalid").unwrap_err();
+        assert!(!err.to_string().is_empty(), "the resolver's reason is the error's text");
     }
 
     #[test]

@@ -9,10 +9,9 @@
 //! | `printf("[CLIENT MESSAGE] %s", buff)` | [`print_client_message`]    |
 
 use std::cell::RefCell;
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CString, OsString};
 use std::io::{self, IoSlice, Write};
-use std::mem::zeroed;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -38,27 +37,8 @@ pub fn xps_getaddrinfo(host: &str, port: u16) -> io::Result<SocketAddrV4> {
     let c_host = CString::new(host).map_err(|_| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("host '{}' contains a NUL byte", host.escape_debug()))
     })?;
-    // SAFETY: addrinfo is plain old data; all-zero is the "no hints" value C code memsets to.
-    let mut hints: libc::addrinfo = unsafe { zeroed() };
-    hints.ai_family = libc::AF_INET;
-    hints.ai_socktype = libc::SOCK_STREAM;
-    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: `c_host` is NUL-terminated, `hints` and `list` are live locals; on success the
-    // kernel-side resolver stores a list we free below with freeaddrinfo().
-    let ret = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut list) };
-    if ret != 0 {
-        // SAFETY: gai_strerror returns a pointer to a static NUL-terminated message.
-        let reason = unsafe { CStr::from_ptr(libc::gai_strerror(ret)) }.to_string_lossy();
-        return Err(io::Error::other(format!("cannot resolve host '{host}': {reason}")));
-    }
-    // SAFETY: getaddrinfo succeeded, so `list` points to at least one entry; with AF_INET hints
-    // every entry's ai_addr is a sockaddr_in.
-    let ip = unsafe {
-        let sa = &*(*list).ai_addr.cast::<libc::sockaddr_in>();
-        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr))
-    };
-    // SAFETY: `list` came from getaddrinfo and is freed exactly once, after its last use above.
-    unsafe { libc::freeaddrinfo(list) };
+    let ip = sys::getaddrinfo_ipv4(&c_host)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve host '{host}': {e}")))?;
     log::debug!(target: "xps_getaddrinfo()", "host: {host}, port: {port}, resolved ip: {ip}");
     Ok(SocketAddrV4::new(ip, port))
 }

@@ -32,6 +32,13 @@ mod core {
     pub mod xps_core;
     pub mod xps_loop;
 }
+/// What the Rust needs and the page does not ask for, each in a module of its own.
+mod given {
+    pub mod instance_ptr;
+    pub mod loop_token;
+    pub mod loop_waker;
+    pub mod shutdown;
+}
 mod network {
     pub mod xps_connection;
     pub mod xps_listener;
@@ -41,22 +48,16 @@ mod network {
 mod unit;
 mod xps;
 
-use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::Duration;
-
 use log::{error, warn};
-use shared::sys;
 use shared::xps_logger;
 use shared::xps_utils::{self, EXIT_FAILURE};
 
 use crate::core::xps_core::{xps_core_create, xps_core_destroy, xps_core_start};
-use crate::core::xps_loop::{LoopWaker, xps_loop_waker};
+use crate::given::loop_waker::{LoopWaker, xps_loop_waker};
+use crate::given::shutdown::{self, SHUTDOWN_GRACE};
 
 /// The ports stage 7 listens on when none are given, as in the course.
 const DEFAULT_PORTS: [u16; 4] = [8001, 8002, 8003, 8004];
-
-/// How long Ctrl+C waits for the graceful shutdown to finish before forcing the exit.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 fn main() {
     xps_logger::init();
@@ -79,76 +80,29 @@ fn main() {
     }
 
     let result = xps_core_start(&core, &config.host, &config.ports);
-    shutdown_reached(Shutdown::LoopStopped);
+    shutdown::loop_stopped();
     if result.is_ok() {
         // The loop returns Ok only when woken, and only sigint_handler() wakes it. Logged here,
         // on the main thread, not in the handler: see sigint_handler().
         warn!(target: "sigint_handler()", "SIGINT received");
     }
     xps_core_destroy(core);
-    shutdown_reached(Shutdown::CoreDestroyed);
     std::process::exit(if result.is_ok() { 0 } else { EXIT_FAILURE });
 }
 
 /// `sigint_handler()`: runs on the `ctrlc` thread when SIGINT (Ctrl+C), SIGTERM or SIGHUP
 /// arrives. It wakes the loop, so that `xps_loop_run()` returns and `main` logs
-/// `SIGINT received`, destroys the core and exits 0, then waits for that to be done.
+/// `SIGINT received`, destroys the core and exits 0.
 ///
 /// It logs nothing itself: the logger writes to stdout under a lock, and the main thread may
 /// hold that lock, stuck writing to a stdout nobody reads (`| less`, a terminal paused with
 /// Ctrl+S). If the main thread is stuck there, or in a blocking `send()` to a client that never
-/// reads (the page's Experiment #1), the shutdown never finishes: after [`SHUTDOWN_GRACE`] the
-/// handler says so on stderr, without taking any lock, and ends the process with status 1 (the
-/// kernel still closes every socket, but the core was not destroyed).
+/// reads (the page's Experiment #1), the loop never stops: after [`SHUTDOWN_GRACE`] the handler
+/// forces the exit (`given/shutdown.rs`). Once the loop has stopped, the core's teardown is not
+/// cut short, however long it takes.
 fn sigint_handler(waker: &LoopWaker) {
     waker.wake();
-    let reached = wait_for_shutdown(SHUTDOWN_GRACE);
-    if reached != Shutdown::CoreDestroyed {
-        force_exit(reached);
+    if !shutdown::loop_stopped_within(SHUTDOWN_GRACE) {
+        shutdown::force_exit();
     }
-}
-
-/// How far the graceful shutdown has got. Not in the course: the main thread moves it on, and
-/// the signal handler's thread waits on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shutdown {
-    /// The loop is still running (or stuck in a callback).
-    Running,
-    /// `xps_loop_run()` returned; the core is being destroyed.
-    LoopStopped,
-    /// The core is destroyed; the process exits now.
-    CoreDestroyed,
-}
-
-static SHUTDOWN: (Mutex<Shutdown>, Condvar) = (Mutex::new(Shutdown::Running), Condvar::new());
-
-/// Records that the shutdown got to `stage` and tells a waiting signal handler.
-fn shutdown_reached(stage: Shutdown) {
-    *SHUTDOWN.0.lock().unwrap_or_else(PoisonError::into_inner) = stage;
-    SHUTDOWN.1.notify_all();
-}
-
-/// Waits up to `grace` for the core to be destroyed; returns how far the shutdown got.
-fn wait_for_shutdown(grace: Duration) -> Shutdown {
-    let state = SHUTDOWN.0.lock().unwrap_or_else(PoisonError::into_inner);
-    let (state, _) = SHUTDOWN
-        .1
-        .wait_timeout_while(state, grace, |stage| *stage != Shutdown::CoreDestroyed)
-        .unwrap_or_else(PoisonError::into_inner);
-    *state
-}
-
-/// Ends the process with status 1 after a shutdown that did not finish, saying why on stderr
-/// with a plain `write()` (no lock another thread could hold).
-fn force_exit(reached: Shutdown) -> ! {
-    let why = match reached {
-        Shutdown::Running => {
-            "the loop did not stop: the server is blocked, in send() to a client that does not read \
-             (see Experiment #1) or writing to a stdout nobody reads"
-        }
-        _ => "the core was not destroyed in time",
-    };
-    let message = format!("[WARNING] sigint_handler() : {why}; forcing the exit after {SHUTDOWN_GRACE:?}\n");
-    sys::write_stderr_unlocked(message.as_bytes());
-    sys::exit_immediately(EXIT_FAILURE)
 }

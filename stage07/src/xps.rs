@@ -17,6 +17,8 @@ pub const MAX_EPOLL_EVENTS: usize = 32;
 /// `DEFAULT_BUFFER_SIZE`: the most bytes one `recv()` reads (100 KB).
 pub const DEFAULT_BUFFER_SIZE: usize = 100_000;
 /// `DEFAULT_NULLS_THRESH`: how many `None` entries a core's list may hold before it is compacted.
+/// The page adds it in stage 7 and compacts "in a later stage", so nothing reads it yet.
+#[allow(dead_code, reason = "the page defines it in stage 7; the compaction that reads it comes in a later stage")]
 pub const DEFAULT_NULLS_THRESH: u32 = 32;
 
 /// The page's error constants. `OK` (0) is `Ok(())`; the rest are the `Err` of [`XpsResult`].
@@ -46,6 +48,14 @@ pub use crate::core::xps_loop::XpsLoop;
 pub use crate::network::xps_connection::XpsConnection;
 pub use crate::network::xps_listener::XpsListener;
 
+// xps headers: the loop functions every module may call (`#include "core/xps_loop.h"`), in
+// place of stage 6's temporary declarations
+pub use crate::core::xps_loop::{xps_loop_attach, xps_loop_detach};
+
 /// `xps_handler_t`: the type of every callback, `void (*)(void *ptr)`. The loop calls it with
 /// the `ptr` given to `xps_loop_attach`; the callback knows what that pointer really is.
-pub type XpsHandler = fn(*mut c_void);
+///
+/// An `unsafe fn`: a callback turns `ptr` back into its instance, which is sound only for the
+/// `ptr` it was attached with, while its instance is alive. Each callback's `# Safety` section
+/// says what it needs; the loop proves it where it calls one (`handle_epoll_events`).
+pub type XpsHandler = unsafe fn(*mut c_void);

@@ -11,13 +11,12 @@ use shared::sys;
 use shared::xps_utils::{client_error_level, get_remote_ip, is_client_gone, print_client_message, reverse_message};
 
 use crate::core::xps_core::xps_core_take;
-use crate::core::xps_loop::{instance_from_ptr, instance_ptr, xps_loop_attach, xps_loop_detach};
-use crate::xps::{XpsCore, XpsListener};
+use crate::given::instance_ptr::{instance_from_ptr, instance_ptr};
+use crate::xps::{XpsCore, XpsListener, xps_loop_attach, xps_loop_detach};
 
 /// `struct xps_connection_s`.
 pub struct XpsConnection {
-    /// The core the connection belongs to (the page's `xps_core_t *core`). `Weak`: the core owns
-    /// the connection, not the other way round.
+    /// The core it belongs to (the page's `xps_core_t *core`); `Weak`: the core owns the connection.
     pub core: Weak<XpsCore>,
     /// The connection socket; *blocking*, as in the course. `OwnedFd` closes it when freed.
     pub sock_fd: OwnedFd,
@@ -29,9 +28,9 @@ pub struct XpsConnection {
     pub remote_ip: Option<String>,
 }
 
-/// `xps_connection_create()`: wraps an accepted socket, attaches it to the core's loop with
-/// `connection_loop_read_handler` as its read callback, and adds it to `core.connections`.
-/// `None` (the C's NULL) on error, after logging it; `sock_fd` is then closed (dropped).
+/// `xps_connection_create()`: wraps an accepted socket, attaches it to the loop and adds it to
+/// `core.connections`. `None` (the C's NULL) on error, after logging it; `sock_fd` is
+/// then closed (dropped).
 pub fn xps_connection_create(core: &Rc<XpsCore>, sock_fd: OwnedFd) -> Option<Rc<XpsConnection>> {
     // Allocate and init values. Rust allocates and initialises in one step, so the remote IP is
     // read here, before the attach that the page does first. A client that reset its connection
@@ -47,12 +46,10 @@ pub fn xps_connection_create(core: &Rc<XpsCore>, sock_fd: OwnedFd) -> Option<Rc<
     let connection =
         Rc::new(XpsConnection { core: Rc::downgrade(core), sock_fd, listener: OnceCell::new(), remote_ip });
 
-    // Attach sock_fd to epoll: the loop will call connection_loop_read_handler(ptr) with a
-    // pointer to this connection. It stays valid while attached: core.connections keeps the
-    // connection alive until xps_connection_destroy(), which detaches first.
-    let ptr = instance_ptr(&connection);
-    xps_loop_attach(&core.loop_, connection.sock_fd.as_fd(), sys::EPOLLIN as u32, ptr, connection_loop_read_handler)
-        .ok()?;
+    // Attach sock_fd to epoll
+    let (fd, ptr) = (connection.sock_fd.as_fd(), instance_ptr(&connection));
+    // SAFETY: core.connections keeps it alive; xps_connection_destroy() detaches it before dropping it.
+    unsafe { xps_loop_attach(&core.loop_, fd, sys::EPOLLIN as u32, ptr, connection_loop_read_handler) }.ok()?;
 
     // Add connection to core's 'connections' list
     core.connections.borrow_mut().push(Some(Rc::clone(&connection)));
@@ -61,19 +58,19 @@ pub fn xps_connection_create(core: &Rc<XpsCore>, sock_fd: OwnedFd) -> Option<Rc<
     Some(connection)
 }
 
-/// `xps_connection_destroy()`: sets the connection's entry in `core.connections` to `None`,
-/// detaches it from the loop, closes its socket and frees it.
+/// `xps_connection_destroy()`: sets the connection's entry in `core.connections` to `None`, detaches
+/// it from the loop, closes its socket and frees it.
 ///
 /// It takes the connection by value, so code after a destroy cannot touch it: the compiler
 /// turns C's use-after-free into an error.
 pub fn xps_connection_destroy(connection: Rc<XpsConnection>) {
-    if let Some(core) = connection.core.upgrade() {
-        // Set connection to None in core's 'connections' list
-        drop(xps_core_take(&core.connections, &core.n_null_connections, &connection));
+    let Some(core) = connection.core.upgrade() else { return }; // no core: no loop or list left either
 
-        // Detach connection from loop (an error is logged; destroying goes on regardless)
-        let _ = xps_loop_detach(&core.loop_, connection.sock_fd.as_fd());
-    }
+    // Set connection to None in core's 'connections' list
+    drop(xps_core_take(&core.connections, &core.n_null_connections, &connection));
+
+    // Detach connection from loop (an error is logged; destroying goes on regardless)
+    let _ = xps_loop_detach(&core.loop_, connection.sock_fd.as_fd());
 
     // Close connection socket FD, free remote_ip, free connection instance: dropping the last
     // handle does all three, as the C's close() and two free() calls do.
@@ -82,20 +79,20 @@ pub fn xps_connection_destroy(connection: Rc<XpsConnection>) {
     debug!(target: "xps_connection_destroy()", "destroyed connection");
 }
 
-/// `connection_loop_read_handler()`: the connection's read callback (stage 6's
-/// `xps_connection_read_handler`, now called by the loop through a pointer). Reads what one
-/// `recv()` returns, prints it, reverses it and sends it all back. On EOF or an error the
-/// connection is destroyed.
+/// `connection_loop_read_handler()`: reads what one `recv()` returns, prints it, reverses it and
+/// sends it all back. On EOF or an error the connection is destroyed.
 ///
 /// The socket is blocking, as in the course: if the client stops reading and the kernel's send
-/// buffer fills, `send()` blocks the whole server (the page's Experiment #1).
+/// buffer fills, `send()` blocks the whole server (stage 7's Experiment #1).
 ///
 /// Errors the client caused (it reset the connection, it left) are logged at INFO, the
 /// server's own at ERROR (see `client_error_level`); the page logs both as ERROR.
-fn connection_loop_read_handler(ptr: *mut c_void) {
-    // SAFETY: the loop calls this only while the connection's event is attached; `ptr` is the
-    // instance_ptr() xps_connection_create() attached, and core.connections keeps that
-    // connection alive until xps_connection_destroy(), which detaches first.
+///
+/// # Safety
+///
+/// `ptr` must be [`instance_ptr`] of a live connection.
+unsafe fn connection_loop_read_handler(ptr: *mut c_void) {
+    // SAFETY: this function's contract is instance_from_ptr's.
     let connection = unsafe { instance_from_ptr::<XpsConnection>(ptr) };
     let Some(core) = connection.core.upgrade() else { return };
     let mut buff = core.buff.borrow_mut();

@@ -10,14 +10,13 @@ use shared::sys;
 use shared::xps_utils::{FdReserve, listener_extras, xps_getaddrinfo};
 
 use crate::core::xps_core::xps_core_take;
-use crate::core::xps_loop::{instance_from_ptr, instance_ptr, xps_loop_attach, xps_loop_detach};
+use crate::given::instance_ptr::{instance_from_ptr, instance_ptr};
 use crate::network::xps_connection::xps_connection_create;
-use crate::xps::{DEFAULT_BACKLOG, XpsCore};
+use crate::xps::{DEFAULT_BACKLOG, XpsCore, xps_loop_attach, xps_loop_detach};
 
 /// `struct xps_listener_s`.
 pub struct XpsListener {
-    /// The core the listener belongs to (the page's `xps_core_t *core`). `Weak`: the core owns
-    /// the listener, not the other way round.
+    /// The core it belongs to (the page's `xps_core_t *core`); `Weak`: the core owns the listener.
     pub core: Weak<XpsCore>,
     /// The address it is bound to, as given (`const char *host`).
     pub host: String,
@@ -31,9 +30,8 @@ pub struct XpsListener {
 }
 
 /// `xps_listener_create()`: creates a non-blocking listening socket on `host:port`, attaches it
-/// to the core's loop with `listener_connection_handler` as its read callback, and adds it to
-/// `core.listeners`. `None` (the C's NULL) on error, after logging it and undoing what was
-/// done: the socket closes when `sock_fd` is dropped.
+/// to the core's loop and adds it to `core.listeners`. `None` (the C's NULL) on error, after
+/// logging it and undoing what was done: the socket closes when `sock_fd` is dropped.
 pub fn xps_listener_create(core: &Rc<XpsCore>, host: &str, port: u16) -> Option<Rc<XpsListener>> {
     // Create socket instance
     let sock_fd = sys::socket_nonblocking()
@@ -69,12 +67,10 @@ pub fn xps_listener_create(core: &Rc<XpsCore>, host: &str, port: u16) -> Option<
     let listener =
         Rc::new(XpsListener { core: Rc::downgrade(core), host: host.to_string(), port, sock_fd, fd_reserve });
 
-    // Attach listener to loop: the loop will call listener_connection_handler(ptr) with a
-    // pointer to this listener. It stays valid while attached: core.listeners keeps the
-    // listener alive until xps_listener_destroy(), which detaches first.
-    let ptr = instance_ptr(&listener);
-    xps_loop_attach(&core.loop_, listener.sock_fd.as_fd(), sys::EPOLLIN as u32, ptr, listener_connection_handler)
-        .ok()?;
+    // Attach listener to loop
+    let (fd, ptr) = (listener.sock_fd.as_fd(), instance_ptr(&listener));
+    // SAFETY: core.listeners keeps it alive; xps_listener_destroy() detaches it before dropping it.
+    unsafe { xps_loop_attach(&core.loop_, fd, sys::EPOLLIN as u32, ptr, listener_connection_handler) }.ok()?;
 
     // Add listener to core's listeners list
     core.listeners.borrow_mut().push(Some(Rc::clone(&listener)));
@@ -89,13 +85,13 @@ pub fn xps_listener_create(core: &Rc<XpsCore>, host: &str, port: u16) -> Option<
 /// It takes the listener by value: after destroy, the compiler rejects any further use of it,
 /// where C would compile a use-after-free.
 pub fn xps_listener_destroy(listener: Rc<XpsListener>) {
-    if let Some(core) = listener.core.upgrade() {
-        // Detach listener from loop (an error is logged; destroying goes on regardless)
-        let _ = xps_loop_detach(&core.loop_, listener.sock_fd.as_fd());
+    let Some(core) = listener.core.upgrade() else { return }; // no core: no loop or list left either
 
-        // Set listener to None in core's 'listeners' list
-        drop(xps_core_take(&core.listeners, &core.n_null_listeners, &listener));
-    }
+    // Detach listener from loop (an error is logged; destroying goes on regardless)
+    let _ = xps_loop_detach(&core.loop_, listener.sock_fd.as_fd());
+
+    // Set listener to None in core's 'listeners' list
+    drop(xps_core_take(&core.listeners, &core.n_null_listeners, &listener));
 
     debug!(target: "xps_listener_destroy()", "destroyed listener on port {}", listener.port);
 
@@ -104,13 +100,13 @@ pub fn xps_listener_destroy(listener: Rc<XpsListener>) {
     drop(listener);
 }
 
-/// `listener_connection_handler()`: the listener's read callback (stage 6's
-/// `xps_listener_connection_handler`, now called by the loop through a pointer). Accepts one
-/// waiting client and creates its connection.
-fn listener_connection_handler(ptr: *mut c_void) {
-    // SAFETY: the loop calls this only while the listener's event is attached; `ptr` is the
-    // instance_ptr() xps_listener_create() attached, and core.listeners keeps that listener
-    // alive until xps_listener_destroy(), which detaches first.
+/// `listener_connection_handler()`: accepts one waiting client and creates its connection.
+///
+/// # Safety
+///
+/// `ptr` must be [`instance_ptr`] of a live listener.
+unsafe fn listener_connection_handler(ptr: *mut c_void) {
+    // SAFETY: this function's contract is instance_from_ptr's.
     let listener = unsafe { instance_from_ptr::<XpsListener>(ptr) };
     let Some(core) = listener.core.upgrade() else { return };
 

@@ -18,7 +18,8 @@ use std::time::Duration;
 use xps_tests::{Failure, Role};
 
 use super::kit::{Plan, SLOTS, Scenario, TIMEOUT, fail, fd_lock, just_record, panic_message, run_scenario};
-use crate::core::xps_loop::{xps_loop_create, xps_loop_destroy, xps_loop_run, xps_loop_waker};
+use crate::core::xps_loop::{xps_loop_create, xps_loop_destroy, xps_loop_run};
+use crate::given::loop_waker::xps_loop_waker;
 
 const NAMES: [&str; SLOTS] = ["first", "old", "new", ""];
 
@@ -95,7 +96,7 @@ pub fn stale_event_not_delivered_to_a_new_instance_after_fd_reuse_in_the_same_ba
             .blame(
                 Role::Dispatch,
                 "it delivered old's event to new: the generation in our token: the reference stage07/src/core/xps_loop.rs (`Token { fd, \
-                 generation }`) gives every attach a new generation and makes epoll carry back the fd *and* \
+                 generation }`, in given/loop_token.rs) gives every attach a new generation and makes epoll carry back the fd *and* \
                  the generation, so an event of old never matches new's loop event \
                  (`scripts/exercise.sh compare 7 handle_epoll_events`). This check goes beyond the page: a \
                  loop written the page's way passes every milestone and fails only this",

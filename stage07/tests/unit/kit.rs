@@ -22,8 +22,8 @@ use xps_tests::harness::{self, calling};
 use xps_tests::report::{Blame, BlamedBy, Target};
 use xps_tests::{Failure, Role};
 
-use crate::core::xps_loop::{LoopEvent, xps_loop_run, xps_loop_waker};
-use crate::core::xps_loop::{LoopWaker, xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach};
+use crate::core::xps_loop::{LoopEvent, xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach, xps_loop_run};
+use crate::given::loop_waker::{LoopWaker, xps_loop_waker};
 use crate::xps::{XpsHandler, XpsLoop};
 
 /// How long a check waits for a loop (or a core) before calling it stuck.
@@ -355,7 +355,8 @@ impl Scenario {
         let fd = fds[slot].as_ref().expect("the slot's fd is open");
         let (result, kept) = net_blocks(size_of::<LoopEvent>(), || {
             let _calling = calling("xps_loop_attach");
-            xps_loop_attach(&self.loop_, fd.as_fd(), sys::EPOLLIN as u32, self.ptr(slot), CALLBACKS[slot])
+            // SAFETY: the kit's callbacks never dereference ptr; they only record its address.
+            unsafe { xps_loop_attach(&self.loop_, fd.as_fd(), sys::EPOLLIN as u32, self.ptr(slot), CALLBACKS[slot]) }
         });
         self.progress.kept_by_attach.fetch_min(kept, Ordering::SeqCst);
         if let Err(e) = result {

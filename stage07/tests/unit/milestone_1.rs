@@ -302,7 +302,8 @@ pub fn destroy_frees_every_loop_event_and_closes_its_fds() -> Result<(), Failure
                 xps_loop_create().expect("xps_loop_create() returns Some (see milestone_1_create_and_destroy_a_loop)");
             for (fd, tag) in fds.iter().zip(&tags) {
                 let ptr = std::ptr::from_ref(tag).cast_mut().cast();
-                xps_loop_attach(&loop_, fd.as_fd(), sys::EPOLLIN as u32, ptr, super::kit::CALLBACKS[0])
+                // SAFETY: the kit's callbacks never dereference ptr; they only record its address.
+                unsafe { xps_loop_attach(&loop_, fd.as_fd(), sys::EPOLLIN as u32, ptr, super::kit::CALLBACKS[0]) }
                     .expect("xps_loop_attach() of an eventfd returns Ok");
             }
             // One detached before destroy, two still attached when it runs.

@@ -23,7 +23,8 @@ use xps_tests::{Failure, Role, escape, expected_reply};
 
 use super::kit::{TIMEOUT, describe_open_fds, fail, fd_lock, open_fds, panic_message};
 use crate::core::xps_core::{xps_core_create, xps_core_destroy};
-use crate::core::xps_loop::{LoopWaker, xps_loop_run, xps_loop_waker};
+use crate::core::xps_loop::xps_loop_run;
+use crate::given::loop_waker::{LoopWaker, xps_loop_waker};
 use crate::network::xps_listener::xps_listener_create;
 
 /// What a core's thread reports once its loop stopped and the core was destroyed.

@@ -80,7 +80,8 @@ fn loop_functions_work(core: &XpsCore) -> Result<(), Role> {
     let ptr: *mut c_void = std::ptr::from_ref(&tag).cast_mut().cast();
     let attached = {
         let _calling = calling("xps_loop_attach");
-        xps_loop_attach(&core.loop_, efd.as_fd(), sys::EPOLLIN as u32, ptr, CALLBACKS[0])
+        // SAFETY: the kit's callbacks never dereference ptr, and the loop is never run here.
+        unsafe { xps_loop_attach(&core.loop_, efd.as_fd(), sys::EPOLLIN as u32, ptr, CALLBACKS[0]) }
     };
     if attached.is_err() || ready_events(core.loop_.epoll_fd.as_fd(), Duration::from_millis(300)) == 0 {
         return Err(Role::LoopAttach);

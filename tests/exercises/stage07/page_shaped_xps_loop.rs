@@ -1,14 +1,15 @@
 //! The page's way of finding loop events, for the exercise selftest: the three functions of
 //! `stage07/src/core/xps_loop.rs` that the stage 7 page writes differently, written as its C does.
-//! Everything else (the structs, `xps_loop_create`, `xps_loop_run`, the waker) is the reference's
-//! own: the selftest (`xps-exercise selftest`, point 5) puts these three functions in place of
-//! the reference's, in a scratch copy of the workspace, and runs every check. This file is not
-//! compiled on its own.
+//! Everything else (the structs, `xps_loop_create`, `xps_loop_run`, the given waker and token) is
+//! the reference's own: the selftest (`xps-exercise selftest`, point 5) puts these three
+//! functions in place of the reference's, in a scratch copy of the workspace, and runs every
+//! check. This file is not compiled on its own.
 //!
 //! - `xps_loop_attach()` pushes the new loop event onto the `events` list and gives epoll the
 //!   loop event's *address* to carry back (the page's `event.data.ptr = loop_event`);
 //! - `xps_loop_detach()` searches the list for the fd's loop event, destroys it and leaves `None`
-//!   (the page's `NULL`), counting it in `n_null_events`; the list is never compacted here;
+//!   (the page's `NULL`); the list is never compacted here, as on the page (the reference's loop
+//!   has no `n_null_events`, so neither is it counted);
 //! - `handle_epoll_events()` searches the list for the address epoll returned ("search through
 //!   loop->events and get index of curr_event") and skips the event when it is not there: its
 //!   owner was detached earlier in the same batch. It never dereferences that address; it uses
@@ -22,11 +23,17 @@
 //! generation) is what prevents that.
 
 /// `xps_loop_attach()`: watches `fd` for `event_flags`; when it is ready, the loop calls
-/// `read_cb(ptr)`. `ptr` must stay valid until [`xps_loop_detach`] of this fd.
+/// `read_cb(ptr)`.
 ///
 /// The page's way: epoll carries back the loop event's address, and the loop event goes onto
 /// the `events` list.
-pub fn xps_loop_attach(
+///
+/// # Safety
+///
+/// Until `fd` is detached ([`xps_loop_detach`]) or the loop destroyed, the loop may call
+/// `read_cb(ptr)` at any time: for all that time `ptr` must meet `read_cb`'s `# Safety`
+/// contract.
+pub unsafe fn xps_loop_attach(
     loop_: &XpsLoop,
     fd: BorrowedFd<'_>,
     event_flags: u32,
@@ -51,7 +58,7 @@ pub fn xps_loop_attach(
 /// `xps_loop_detach()`: stops watching `fd` and destroys its loop event.
 ///
 /// The page's way: search `events` for the loop event of `fd`, detach the fd from epoll, destroy
-/// the loop event, set its entry to `None` and count it in `n_null_events`.
+/// the loop event and set its entry to `None`.
 pub fn xps_loop_detach(loop_: &XpsLoop, fd: BorrowedFd<'_>) -> XpsResult {
     let raw_fd = fd.as_raw_fd();
 
@@ -68,25 +75,26 @@ pub fn xps_loop_detach(loop_: &XpsLoop, fd: BorrowedFd<'_>) -> XpsResult {
         XpsError::Fail
     });
 
-    // Destroy the loop event, set it to None and count it
+    // Destroy the loop event and set it to None
     if let Some(event) = loop_.events.borrow_mut()[index].take() {
         loop_event_destroy(event);
     }
-    loop_.n_null_events.set(loop_.n_null_events.get() + 1);
     result
 }
 
-/// Calls the callback of each event of one `epoll_wait()` batch that is still attached.
-fn handle_epoll_events(loop_: &XpsLoop, epoll_events: &[sys::epoll_event]) -> Batch {
+/// The `for` loop of the page's `xps_loop_run()`: calls the callback of each event of one
+/// `epoll_wait()` batch that is still attached. `Break` when the loop was woken to stop.
+fn handle_epoll_events(loop_: &XpsLoop, epoll_events: &[sys::epoll_event]) -> ControlFlow<()> {
     debug!(target: "xps_loop_run()", "handling {} events", epoll_events.len());
     for (i, curr_epoll_event) in epoll_events.iter().enumerate() {
         debug!(target: "xps_loop_run()", "handling event no. {}", i + 1);
         let (flags, token) = (curr_epoll_event.events, Token::from_data(curr_epoll_event.u64));
 
+        // Ours: the wake-up eventfd stops the loop (given/loop_waker.rs)
         if token == Token::WAKE {
-            drain_wake_fd(loop_);
+            loop_.wake_fd.drain();
             debug!(target: "xps_loop_run()", "woken up: stopping the loop");
-            return Batch::Stop;
+            return ControlFlow::Break(());
         }
 
         // Check if the event still exists: it could have been destroyed by a previous event of
@@ -112,8 +120,14 @@ fn handle_epoll_events(loop_: &XpsLoop, epoll_events: &[sys::epoll_event]) -> Ba
         // again and again.
         if flags & (sys::EPOLLIN | sys::EPOLLHUP | sys::EPOLLERR) as u32 != 0 {
             debug!(target: "handle_epoll_events()", "EVENT / read");
-            read_cb(ptr);
+            // SAFETY: read_cb and ptr were just copied from a loop event that is in the list, and
+            // nothing has run since: that event is attached now. xps_loop_attach() stored it,
+            // under the contract that while it stays attached, ptr meets read_cb's `# Safety`.
+            // (The address search can find a newer loop event than the one epoll reported, the
+            // ABA case above: that event is still attached, so the call is sound, but it is
+            // delivered to the wrong instance.)
+            unsafe { read_cb(ptr) };
         }
     }
-    Batch::Continue
+    ControlFlow::Continue(())
 }
