@@ -293,13 +293,8 @@ pub fn fill_until_blocked(stream: &TcpStream, server: &Server) -> Result<usize, 
 /// `/proc/<pid>/task/*/wchan` (the kernel function each thread waits in) tells; `true` when the
 /// kernel does not say.
 fn server_waits_in_send(server: &Server) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", server.pid())) else { return true };
-    let wchans: Vec<String> = tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("wchan")).ok())
-        .filter(|wchan| !wchan.is_empty() && wchan != "0")
-        .collect();
-    wchans.is_empty() || wchans.iter().any(|wchan| matches!(wchan.trim(), "wait_woken" | "sk_stream_wait_memory"))
+    let Ok(wchans) = crate::procfs::thread_wchans(server.pid()) else { return true };
+    wchans.is_empty() || wchans.iter().any(|wchan| matches!(wchan.as_str(), "wait_woken" | "sk_stream_wait_memory"))
 }
 
 /// `-h`/`--help` prints the usage on stdout and exits 0.

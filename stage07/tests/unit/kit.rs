@@ -114,22 +114,13 @@ pub fn fd_lock() -> MutexGuard<'static, ()> {
 
 /// How many fds the process has open.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd").count()
+    xps_tests::procfs::own_fds().expect("read /proc/self/fd").len()
 }
 
 /// What the process's open fds are, for a failure message (`7 -> anon_inode:[eventpoll]`).
 pub fn describe_open_fds() -> String {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return String::new() };
-    let mut fds: Vec<(i32, String)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let fd = e.file_name().to_str()?.parse().ok()?;
-            let target = std::fs::read_link(e.path()).ok()?.display().to_string();
-            Some((fd, target))
-        })
-        .collect();
-    fds.sort();
-    fds.iter().map(|(fd, target)| format!("{fd} -> {target}")).collect::<Vec<_>>().join(", ")
+    let fds = xps_tests::procfs::own_fds().unwrap_or_default();
+    fds.iter().map(|f| format!("{} -> {}", f.fd, f.target.display())).collect::<Vec<_>>().join(", ")
 }
 
 /// A new eventfd: an fd the checks make readable when they want (`sys::eventfd_signal`).
