@@ -16,6 +16,7 @@
 pub mod checks;
 mod client;
 pub mod hardening;
+pub mod process;
 pub mod procfs;
 mod server;
 pub mod tool;
