@@ -15,7 +15,10 @@
 
 pub mod checks;
 mod client;
+mod crash;
 pub mod hardening;
+mod output;
+mod port_lock;
 pub mod process;
 pub mod procfs;
 mod server;
@@ -27,7 +30,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use client::Client;
-pub use server::{DefaultPortsLock, Server};
+pub use port_lock::{DefaultPortsLock, LockError};
+pub use server::{Listening, Server};
 
 /// How long a client waits for a whole reply before calling it missing.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
