@@ -4,13 +4,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xps_tests::{Client, Server, checks};
+use xps_tests::process::{Options, Process};
+use xps_tests::{Client, Server, checks, procfs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stage07");
 
@@ -94,33 +94,23 @@ fn extra_ctrl_c_exits_within_2_seconds_while_stdout_is_not_being_read() {
 }
 
 /// A stage 7 server whose stdout is a pipe this test reads only up to the `listening` line.
-/// Dropping it kills the server.
+/// Dropping it stops the server.
 struct UnreadStdoutServer {
-    child: Child,
+    /// Kept open and never read again, so the pipe fills. (Dropped before `process`: a server
+    /// stuck writing to it then gets EPIPE and stops sooner.)
+    stdout: Option<ChildStdout>,
+    process: Process,
     port: u16,
     stderr: Arc<Mutex<Vec<u8>>>,
-    /// Kept open and never read again, so the pipe fills.
-    stdout: Option<ChildStdout>,
 }
 
 impl UnreadStdoutServer {
     fn start() -> UnreadStdoutServer {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--host", "127.0.0.1", "0"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: the closure runs in the child between fork and exec and only calls prctl(),
-        // which is async-signal-safe: if this test dies without dropping the server, the kernel
-        // kills the server too.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("start stage07");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+        cmd.args(["--host", "127.0.0.1", "0"]);
+        let mut process = Process::spawn(cmd, &Options::default()).expect("start stage07");
+        let stdout = process.take_stdout().expect("stdout is piped");
+        let mut stderr_pipe = process.take_stderr().expect("stderr is piped");
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&stderr);
         thread::spawn(move || {
@@ -129,7 +119,7 @@ impl UnreadStdoutServer {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        let mut server = UnreadStdoutServer { child, port: 0, stderr, stdout: None };
+        let mut server = UnreadStdoutServer { stdout: None, process, port: 0, stderr };
 
         // Read stdout on a thread only until the port is known, so a silent server cannot hang us.
         let (tx, rx) = mpsc::channel();
@@ -153,7 +143,7 @@ impl UnreadStdoutServer {
 
     /// The kernel function the server's main thread sleeps in (`/proc/PID/wchan`).
     fn wchan(&self) -> String {
-        std::fs::read_to_string(format!("/proc/{}/wchan", self.child.id())).unwrap_or_default()
+        procfs::wchan(self.process.pid()).unwrap_or_default()
     }
 
     /// Waits until the server sleeps writing to its full stdout pipe.
@@ -169,34 +159,17 @@ impl UnreadStdoutServer {
     }
 
     fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill() takes no pointers; the pid is our unreaped child.
-        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, signal) }, 0);
+        self.process.signal(signal).expect("signal the server");
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        self.process.wait_exit(timeout)
     }
 
     /// What the server wrote to stderr so far, as text.
     fn stderr(&self) -> String {
         thread::sleep(Duration::from_millis(50));
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for UnreadStdoutServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
