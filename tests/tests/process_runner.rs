@@ -3,12 +3,13 @@
 //! wrapper's child, a command that outlives its time limit, and what a killed tool left behind.
 //! Every process here listens on 127.0.0.1 only, on a port the OS picks.
 
-use std::io::{BufRead, BufReader, Read};
 use std::process::Command;
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::{first_line, python};
 use xps_tests::process::{self, Options, Process};
 use xps_tests::{procfs, workspace_binary};
 
@@ -30,17 +31,6 @@ while True:
     time.sleep(0.05)
 "#;
 
-/// The first line `stream` gives within 20 seconds.
-fn first_line(stream: impl Read + Send + 'static) -> String {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stream).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    rx.recv_timeout(Duration::from_secs(20)).expect("the process printed no line within 20 s")
-}
-
 /// `port N pid P` as (N, P).
 fn port_and_pid(line: &str) -> (u16, u32) {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -56,12 +46,6 @@ fn listens_on(port: u16) -> bool {
 
 fn sh(script: &str) -> Command {
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", script]);
-    cmd
-}
-
-fn python(script: &str) -> Command {
-    let mut cmd = Command::new("python3");
     cmd.args(["-c", script]);
     cmd
 }
