@@ -49,6 +49,8 @@ START_TIMEOUT_S=15
 # The file the test kit locks while a test uses the default ports (xps_tests::DefaultPortsLock,
 # in the system's temp folder), and scripts/check-build.sh too: holding it while measuring keeps
 # a `cargo test` or a check run from starting servers on port 8001 in the middle of a run.
+# The arguments as given, to run this script again under xps-lock (hold_default_ports).
+ARGS=("$@")
 
 usage() {
     cat <<EOF
@@ -157,7 +159,8 @@ BUILDS=(stage06 stage07)
 # --- Cleanup: whatever happens (an error, Ctrl+C), stop the server we started. --------------
 
 SERVER_PID=""
-WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/xps-bench.XXXXXX")
+# Made once the script holds the ports (it may run itself again under xps-lock before that).
+WORK_DIR=""
 
 # Stops the server started by start_server(), if any: SIGTERM to its process group (a --server
 # command may have started children), SIGKILL if it is still there after 3 s, then reaps it.
@@ -176,7 +179,7 @@ stop_server() {
 
 cleanup() {
     stop_server
-    rm -rf -- "$WORK_DIR"
+    [[ -z $WORK_DIR ]] || rm -rf -- "$WORK_DIR"
 }
 trap cleanup EXIT
 trap 'echo >&2; note "interrupted"; exit 130' INT
@@ -209,10 +212,9 @@ listening_pid() {
 start_server() {
     local build=$1 i
     case $build in
-        # 9>&-: the server does not inherit the lock's descriptor.
         # From the folder the script was started in, so `--server ./xps` means what it says.
-        custom) (cd -- "$CALLER_DIR" && exec setsid bash -c "$CUSTOM_CMD") </dev/null >/dev/null 2>&1 9>&- & ;;
-        *) setsid "$RELEASE_DIR/$build" --host "$HOST" "$PORT" </dev/null >/dev/null 2>&1 9>&- & ;;
+        custom) (cd -- "$CALLER_DIR" && exec setsid bash -c "$CUSTOM_CMD") </dev/null >/dev/null 2>&1 & ;;
+        *) setsid "$RELEASE_DIR/$build" --host "$HOST" "$PORT" </dev/null >/dev/null 2>&1 & ;;
     esac
     SERVER_PID=$!
     for ((i = 0; i < START_TIMEOUT_S * 20; i++)); do
@@ -276,7 +278,7 @@ measure() {
     local build=$1 idle=$2 run=$3 out=$WORK_DIR/loadgen.out status=0 result rate p99 wrong missing rss
     start_server "$build"
     "$RELEASE_DIR/loadgen" --host "$HOST" --port "$PORT" --clients "$CLIENTS" --size "$SIZE" \
-        --seconds "$SECONDS_PER_RUN" --idle "$idle" >"$out" 2>&1 9>&- || status=$?
+        --seconds "$SECONDS_PER_RUN" --idle "$idle" >"$out" 2>&1 || status=$?
     result=$(grep '^RESULT ' "$out" | tail -n 1 || true)
     wrong=$(result_field "$result" wrong)
     missing=$(result_field "$result" missing)
@@ -330,14 +332,22 @@ if [[ $hard != unlimited ]] && ((hard < FDS_NEEDED)); then
         "connections need: the 10,000 row will fail. Raise it (as root: ulimit -Hn 20000) and rerun."
 fi
 
-note "building in release mode: cargo build --release -p stage06 -p stage07 -p xps_tests"
-cargo build --release -p stage06 -p stage07 -p xps_tests >&2
+# Run again under xps-lock (hold_default_ports below), the build is done already.
+if [[ ${XPS_DEFAULT_PORTS_HELD:-} != "$PPID" ]]; then
+    note "building in release mode: cargo build --release -p stage06 -p stage07 -p xps_tests"
+    cargo build --release -p stage06 -p stage07 -p xps_tests >&2
+fi
 
 # On the default ports, wait for tests that use them, then keep them away until the end of the
-# runs (the lock is released when this script exits and closes descriptor 9).
+# runs: the script runs itself again under xps-lock, which holds the lock until it exits.
 if ((PORT >= 8001 && PORT <= 8004)); then
-    hold_default_ports "$PROGRAM" || die "port $PORT stays taken (or measure on another port: --port 9001)"
+    # Run again from the folder it was started in, as this run was (for --server ./xps).
+    cd -- "$CALLER_DIR"
+    hold_default_ports "$PROGRAM" "$RELEASE_DIR/xps-lock" \
+        "$PROGRAM: port $PORT stays taken (or measure on another port: --port 9001)" "${ARGS[@]}"
+    cd -- "$ROOT"
 fi
+WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/xps-bench.XXXXXX")
 if port_accepts; then
     holder=$(listening_pid)
     die "port $PORT is busy${holder:+ (pid $holder: $(ps -o comm= -p "$holder" 2>/dev/null || echo '?'))}:" \

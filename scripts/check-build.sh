@@ -23,12 +23,12 @@
 #       (C's printf keeps its output in a buffer when stdout is a pipe; stdbuf -oL makes it
 #        print each line at once, so a failure shows your server's last log lines)
 #
-# It builds the checker (`cargo build -p xps_tests --bin xps-check`), takes the lock file the
-# workspace's tests take when they use the default ports (so it never runs at the same time as
-# them; any user can take it), and runs the checker in its place, holding the lock. CMD runs in a
-# process group of its own and is stopped, with everything it started, after each check and
-# when the run ends or is interrupted (Ctrl+C). It works from any directory; CMD is run from the
-# directory you are in.
+# It builds the checker and xps-lock (`cargo build -p xps_tests --bin xps-check --bin xps-lock`),
+# and runs the checker under xps-lock, which holds the lock file the workspace's tests take when
+# they use the default ports (so it never runs at the same time as them; any user can take it).
+# CMD runs in a process group of its own and is stopped, with everything it started, after each
+# check and when the run ends or is interrupted (Ctrl+C). It works from any directory; CMD is run
+# from the directory you are in.
 #
 # Exit status: 0 if every check passed, 1 if any failed (or the build failed), 2 for bad
 # arguments.
@@ -109,17 +109,15 @@ if (($# == 0)); then
     bad_usage "no server command after '--'"
 fi
 
-echo "$PROGRAM: building the checker (cargo build -p xps_tests --bin xps-check)"
-if ! cargo build --quiet --manifest-path "$ROOT/Cargo.toml" -p xps_tests --bin xps-check; then
+echo "$PROGRAM: building the checker (cargo build -p xps_tests --bin xps-check --bin xps-lock)"
+if ! cargo build --quiet --manifest-path "$ROOT/Cargo.toml" -p xps_tests --bin xps-check --bin xps-lock; then
     echo "$PROGRAM: the build failed" >&2
     exit 1
 fi
 CHECKER=$(target_dir "$ROOT")/debug/xps-check
+XPS_LOCK=$(target_dir "$ROOT")/debug/xps-lock
 
-# Hold the default ports' lock on fd 9 while the checks run (the kernel drops it when the
-# checker exits).
-hold_default_ports "$PROGRAM" || exit 1
-
-# exec: the checker takes this script's place and keeps fd 9, so Ctrl+C and kill reach it
-# directly and it stops the servers; it marks fd 9 close-on-exec, so no server inherits the lock.
-exec "$CHECKER" --stage "$STAGE" "${OPTIONS[@]}" -- "$@"
+# exec: xps-lock takes this script's place, so Ctrl+C and kill reach it directly. It waits for
+# the default ports' lock (saying who holds it), runs the checker holding it, passes Ctrl+C on
+# to the checker (which stops the servers), and exits with the checker's status.
+exec "$XPS_LOCK" --wait "$XPS_LOCK_WAIT_SECONDS" --name "$PROGRAM" -- "$CHECKER" --stage "$STAGE" "${OPTIONS[@]}" -- "$@"

@@ -105,11 +105,14 @@ fi
 
 # -- build, lock ----------------------------------------------------------------------------
 
-echo "$PROGRAM: building stage07 and sender (cargo build -p stage07 -p xps_tests --bins)"
-# From the root, as target_dir resolves a relative CARGO_TARGET_DIR there.
-if ! (cd -- "$ROOT" && cargo build --quiet -p stage07 -p xps_tests --bins); then
-    echo "$PROGRAM: the build failed" >&2
-    exit 1
+# Run again under xps-lock (hold_default_ports), the build is done already.
+if [[ ${XPS_DEFAULT_PORTS_HELD:-} != "$PPID" ]]; then
+    echo "$PROGRAM: building stage07 and sender (cargo build -p stage07 -p xps_tests --bins)"
+    # From the root, as target_dir resolves a relative CARGO_TARGET_DIR there.
+    if ! (cd -- "$ROOT" && cargo build --quiet -p stage07 -p xps_tests --bins); then
+        echo "$PROGRAM: the build failed" >&2
+        exit 1
+    fi
 fi
 TARGET_DIR=$(target_dir "$ROOT")
 STAGE07=$TARGET_DIR/debug/stage07
@@ -127,7 +130,8 @@ shown_path() {
     esac
 }
 
-hold_default_ports "$PROGRAM" || fail "the default ports stay taken"
+# From here on the script runs under xps-lock, holding the default ports' lock.
+hold_default_ports "$PROGRAM" "$TARGET_DIR/debug/xps-lock" "$(printf '\n%s: FAILED: %s' "$PROGRAM" "the default ports stay taken")"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/experiment1.XXXXXX")
 SERVER_LOG=$WORK/server.log
@@ -137,8 +141,7 @@ SENDER_LOG=$WORK/sender.log
 
 step "1/6: start the stage 7 server"
 shows "$(shown_path "$STAGE07") --host $HOST        (stdout to a log file)"
-# 9>&-: the children do not inherit the lock's descriptor.
-"$STAGE07" --host "$HOST" >"$SERVER_LOG" 2>&1 9>&- &
+"$STAGE07" --host "$HOST" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 listening() { (($(count_in_log "Server listening on port") >= 4)) || ! kill -0 "$SERVER_PID" 2>/dev/null; }
 wait_until 10 listening || fail "the server did not start listening within 10 s"
@@ -159,10 +162,7 @@ means "the server replies at once: nothing is blocked yet"
 
 step "3/6: sender streams to port $SENDER_PORT and never reads the replies"
 shows "yes '$STREAM_LINE' | head -c $STREAM_MAX | $(shown_path "$SENDER") --port $SENDER_PORT"
-"$SENDER" --host "$HOST" --port "$SENDER_PORT" 2>"$SENDER_LOG" 9>&- < <(
-    exec 9>&-
-    yes "$STREAM_LINE" | head -c "$STREAM_MAX"
-) &
+"$SENDER" --host "$HOST" --port "$SENDER_PORT" 2>"$SENDER_LOG" < <(yes "$STREAM_LINE" | head -c "$STREAM_MAX") &
 SENDER_PID=$!
 sender_blocked() { grep -q 'blocked in send()' "$SENDER_LOG" || ! kill -0 "$SENDER_PID" 2>/dev/null; }
 wait_until 30 sender_blocked || fail "the sender did not block within 30 s: the server kept reading"

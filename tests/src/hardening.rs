@@ -36,14 +36,13 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{Client, Failure, Rng, Server, Target, escape, expected_reply};
+use crate::{Client, Failure, Rng, Server, Target, escape, expected_reply, procfs};
 
 /// The most bytes one `recv()` of the course's server returns (`DEFAULT_BUFFER_SIZE`).
 pub const MAX_RECV: usize = 100_000;
@@ -77,19 +76,8 @@ pub const DEFAULT_STORM_SEED: u64 = 0x5EED_0007;
 pub fn start_with_fd_limit(bin: &str, n_ports: usize, limit: u64) -> Server {
     let mut cmd = Command::new(bin);
     cmd.args(["--host", "127.0.0.1"]).args(std::iter::repeat_n("0", n_ports));
-    // SAFETY: the closure runs in the child between fork and exec. It only calls setrlimit(),
-    // which is async-signal-safe, with a pointer to a local it owns; it allocates nothing and
-    // touches no memory shared with the parent.
-    unsafe {
-        cmd.pre_exec(move || {
-            let rlim = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    Server::spawn(cmd, n_ports).unwrap_or_else(|f| panic!("\n{f}"))
+    let options = crate::process::Options { open_files_limit: Some(limit), ..Default::default() };
+    Server::spawn_with(cmd, n_ports, &options).unwrap_or_else(|f| panic!("\n{f}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -107,18 +95,10 @@ fn fds(server: &Server) -> Result<usize, Failure> {
 
 /// What each of the server's descriptors is (`3 -> socket:[1234]`), for failure messages.
 fn describe_fds(server: &Server) -> String {
-    let dir = format!("/proc/{}/fd", server.pid());
-    let Ok(entries) = std::fs::read_dir(&dir) else { return format!("({dir} is not readable)") };
-    let mut fds: Vec<(u32, String)> = entries
-        .flatten()
-        .filter_map(|entry| {
-            let fd = entry.file_name().to_string_lossy().parse().ok()?;
-            let target = std::fs::read_link(entry.path()).map_or("?".into(), |t| t.display().to_string());
-            Some((fd, target))
-        })
-        .collect();
-    fds.sort();
-    fds.iter().map(|(fd, target)| format!("{fd} -> {target}")).collect::<Vec<_>>().join(", ")
+    match procfs::fds(server.pid()) {
+        Ok(fds) => fds.iter().map(|f| format!("{} -> {}", f.fd, f.target.display())).collect::<Vec<_>>().join(", "),
+        Err(e) => format!("(/proc/{}/fd is not readable: {e})", server.pid()),
+    }
 }
 
 /// Waits up to [`FD_SETTLE`] for the server's descriptor count to come back to `baseline`.
@@ -148,33 +128,22 @@ fn wait_fds_back(server: &Server, baseline: usize, after: &str) -> Result<(), Fa
 /// A `kB` field (`VmRSS`, `VmHWM`) of `/proc/<pid>/status`, in bytes.
 fn status_bytes(server: &Server, field: &str) -> Result<u64, Failure> {
     let path = format!("/proc/{}/status", server.pid());
-    let status = std::fs::read_to_string(&path)
-        .map_err(|e| Failure::new(format!("could not read {path}: {e}")).log_of(server))?;
-    status
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
-        })
-        .map(|kb| kb * 1024)
+    procfs::status_bytes(server.pid(), field)
+        .map_err(|e| Failure::new(format!("could not read {path}: {e}")).log_of(server))?
         .ok_or_else(|| Failure::new(format!("no `{field}:` line in {path}")).log_of(server))
 }
 
 /// The soft limit on open files of the server's process, from `/proc/<pid>/limits`.
 fn fd_limit(server: &Server) -> Result<u64, Failure> {
     let path = format!("/proc/{}/limits", server.pid());
-    let limits = std::fs::read_to_string(&path)
-        .map_err(|e| Failure::new(format!("could not read {path}: {e}")).log_of(server))?;
-    limits
-        .lines()
-        .find_map(|line| line.strip_prefix("Max open files")?.split_whitespace().next()?.parse().ok())
+    procfs::open_files_limit(server.pid())
+        .map_err(|e| Failure::new(format!("could not read {path}: {e}")).log_of(server))?
         .ok_or_else(|| Failure::new(format!("no `Max open files` line in {path}")).log_of(server))
 }
 
 /// Fails unless the server's process is still running (not exited, not a zombie).
 fn still_running(server: &Server, after: &str) -> Result<(), Failure> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).unwrap_or("gone");
-    if matches!(state, "Z" | "X" | "gone") {
+    if procfs::stat(server.pid()).is_none_or(|s| s.is_zombie()) {
         return Err(Failure::new(format!("the server exited {after}"))
             .detail("expected", "the server keeps running whatever its clients do")
             .hint("the last lines below show what it did last; a panic prints its message on stderr")

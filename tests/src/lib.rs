@@ -11,17 +11,25 @@
 //! - [`report`]: a check's [`Failure`], a typed value until it is printed.
 //! - [`checks`] and [`hardening`]: the checks that talk to a server; [`Server`] starts and stops
 //!   the server under test, [`Client`] talks to it with a timeout on every read.
+//! - [`process`]: the one runner that starts, signals and reaps processes; [`procfs`]: all
+//!   that is read from `/proc`; [`binaries`]: the workspace's binaries, found at run time.
 //! - [`tool`]: what the command-line tools share.
 
+pub mod binaries;
 pub mod blame;
 pub mod checks;
 mod client;
+mod crash;
 pub mod diagnose;
 pub mod hardening;
 pub mod harness;
 pub mod in_process;
 mod list;
+mod output;
 pub mod panic;
+mod port_lock;
+pub mod process;
+pub mod procfs;
 pub mod record;
 pub mod registry;
 pub mod report;
@@ -32,15 +40,15 @@ mod server;
 pub mod tool;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use client::Client;
 pub use harness::Target;
+pub use port_lock::{DefaultPortsLock, LockError};
 pub use registry::{CHECKS, Check, Milestone};
 pub use report::{Failure, escape};
 pub use roles::Role;
-pub use server::{DefaultPortsLock, Server};
+pub use server::{Listening, Server};
 
 /// How long a client waits for a whole reply before calling it missing.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -93,34 +101,8 @@ impl Rng {
     }
 }
 
-/// The path of a workspace binary (`stage06`, `stage07`, `sender`, `loadgen`, ...), built first.
-///
-/// A stage's own tests get their binary from Cargo (`env!("CARGO_BIN_EXE_stage06")`). Tests
-/// in this crate use other packages' binaries, which Cargo does not build for them, so the
-/// first call runs `cargo build` for all of the workspace's binaries (quick when they are up to
-/// date) and every call returns the path in the same target folder as the running test.
+/// The path of a workspace binary (`stage06`, `stage07`, `sender`, `loadgen`, ...), built
+/// first when the tests run under cargo: [`binaries::stage_binary`].
 pub fn workspace_binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "--workspace", "--bins", "--quiet"]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        match cmd.status() {
-            Ok(status) if status.success() => Ok(()),
-            Ok(status) => Err(format!("`cargo build --workspace --bins` failed with {status}")),
-            Err(e) => Err(format!("could not run cargo to build the workspace's binaries: {e}")),
-        }
-    });
-    if let Err(e) = built {
-        panic!("{e}");
-    }
-    // The test runs from target/<profile>/deps/<test>-<hash>; the binaries are in target/<profile>.
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("test binaries live in target/<profile>/deps");
-    let path = profile_dir.join(name);
-    assert!(path.exists(), "{} was not built; is `{name}` a binary of this workspace?", path.display());
-    path
+    binaries::stage_binary(name)
 }

@@ -9,20 +9,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-/// The workspace that holds the current directory: the nearest folder above it whose
-/// `Cargo.toml` has a `[workspace]` table.
-pub fn workspace_root() -> Option<PathBuf> {
-    let mut dir = std::env::current_dir().ok()?;
-    loop {
-        if fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|m| m.contains("[workspace]")) {
-            return Some(dir);
-        }
-        if !dir.pop() {
-            return None;
-        }
-    }
-}
+use crate::process::run_bounded;
+
+pub use crate::binaries::workspace_root;
 
 /// The target folder of `root`'s builds: `CARGO_TARGET_DIR` if set, else `root/target`.
 pub fn target_dir(root: &Path) -> PathBuf {
@@ -114,9 +105,10 @@ impl Scratch {
 
 /// `git ARGS` in `dir`; its stdout, or why it failed.
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out =
-        Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| format!("could not run git: {e}"))?;
-    if !out.status.success() {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir).args(args);
+    let out = run_bounded(cmd, Duration::from_secs(120)).map_err(|e| format!("could not run git: {e}"))?;
+    if out.status.is_none_or(|s| !s.success()) {
         return Err(format!(
             "git {} failed in {}: {}",
             args.join(" "),

@@ -7,13 +7,13 @@
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xps_tests::{DefaultPortsLock, Server, workspace_binary};
+use xps_tests::process::{Options, Process};
+use xps_tests::{DefaultPortsLock, Server, procfs, workspace_binary};
 
 /// The fake server: `xps MODE HOST PORT...`.
 const FAKE: &str = r#"#!/usr/bin/env python3
@@ -90,27 +90,20 @@ impl Drop for Fake {
     }
 }
 
-/// A running `xps-check`, interrupted (which stops its servers) and killed if still running
-/// when dropped, also when the test panics.
+/// A running `xps-check`, interrupted (which stops its servers) and stopped with everything it
+/// started if still running when dropped, also when the test panics.
 struct Checker {
-    child: Child,
+    process: Process,
     output: Option<thread::JoinHandle<String>>,
 }
 
 impl Checker {
     fn start(args: &[&str]) -> Checker {
         let mut cmd = Command::new(workspace_binary("xps-check"));
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: only prctl() between fork and exec, async-signal-safe, no shared memory.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("start xps-check");
-        let mut stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
+        cmd.args(args);
+        let mut process = Process::spawn(cmd, &Options::default()).expect("start xps-check");
+        let mut stdout = process.take_stdout().unwrap();
+        let mut stderr = process.take_stderr().unwrap();
         let output = thread::spawn(move || {
             let err = thread::spawn(move || {
                 let mut text = String::new();
@@ -121,40 +114,26 @@ impl Checker {
             let _ = stdout.read_to_string(&mut text);
             text + &err.join().unwrap_or_default()
         });
-        Checker { child, output: Some(output) }
+        Checker { process, output: Some(output) }
     }
 
     /// Waits (at most two minutes) for the run to end: its exit code and everything it printed.
     fn finish(mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "xps-check did not finish within two minutes");
-            thread::sleep(Duration::from_millis(50));
-        };
+        let status = self.process.wait_exit(Duration::from_secs(120));
+        let status = status.expect("xps-check did not finish within two minutes");
         let text = self.output.take().unwrap().join().unwrap();
         (status.code(), text)
     }
 
     fn interrupt(&self) {
-        // SAFETY: kill() takes no pointers; the pid is our unreaped child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        self.process.signal(libc::SIGINT).expect("SIGINT to xps-check");
     }
 }
 
 impl Drop for Checker {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.interrupt();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-                thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        // SIGINT first: xps-check then stops its servers itself.
+        self.process.stop(Duration::from_secs(5));
     }
 }
 
@@ -194,13 +173,12 @@ fn assert_nothing_left(marker: &str) {
         let left = Server::listeners_on(port);
         assert!(left.is_empty(), "something still listens on port {port} after the run: {left:?}");
     }
-    let me = std::process::id().to_string();
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok() && n != me))
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+    let me = std::process::id();
+    let left: Vec<String> = procfs::pids()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter(|&pid| procfs::stat(pid).is_some_and(|s| !s.is_zombie()))
+        .map(procfs::command)
         .filter(|c| c.contains(marker))
         .collect();
     assert!(left.is_empty(), "processes left after the run: {left:?}");
@@ -352,7 +330,7 @@ fn a_server_started_through_sh_c_leaves_nothing_running_after_the_run_or_ctrl_c(
     let (code, text) = checker.finish();
     println!("--- interrupted ---\n{text}");
     assert_eq!(code, Some(130), "{text}");
-    assert_contains(&text, &["interrupted", "stopping the server"]);
+    assert_contains(&text, &["interrupted", "stopped the server"]);
     assert_nothing_left("sleep 6071");
     assert_nothing_left(&fake.path());
 }

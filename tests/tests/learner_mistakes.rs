@@ -36,6 +36,11 @@ struct Mistake {
 const S6_MAIN: &str = "stage06/src/main.rs";
 const S6_LISTENER: &str = "stage06/src/network/xps_listener.rs";
 const S6_CONNECTION: &str = "stage06/src/network/xps_connection.rs";
+const S7_LOOP: &str = "stage07/src/core/xps_loop.rs";
+const S7_CORE: &str = "stage07/src/core/xps_core.rs";
+const S7_LISTENER: &str = "stage07/src/network/xps_listener.rs";
+const S7_CONNECTION: &str = "stage07/src/network/xps_connection.rs";
+const S7_MAIN: &str = "stage07/src/main.rs";
 
 /// The corpus.
 const MISTAKES: &[Mistake] = &[
@@ -136,6 +141,160 @@ const MISTAKES: &[Mistake] = &[
         file: S6_MAIN,
         old: "info!(target: \"main()\", \"Server listening on port {}\", listener.port);",
         new: "info!(target: \"main()\", \"Server listening on port {}\", port);",
+    },
+    // ---- stage 7, Milestone #1: the loop module ----
+    Mistake {
+        stage: 7,
+        function: "xps_loop_create",
+        kind: "returns None (the C's NULL) for a loop it created",
+        file: S7_LOOP,
+        old: "    Some(XpsLoop { epoll_fd, events: RefCell::new(Vec::new()), generations: Generations::default(), wake_fd })",
+        new: "    drop(XpsLoop { epoll_fd, events: RefCell::new(Vec::new()), generations: Generations::default(), wake_fd });\n    None",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_loop_destroy",
+        kind: "a resource never freed: the loop events still attached",
+        file: S7_LOOP,
+        old: "    for event in loop_.events.take().into_iter().flatten() {\n        loop_event_destroy(event);\n    }",
+        new: "    std::mem::forget(loop_.events.take());",
+    },
+    Mistake {
+        stage: 7,
+        function: "loop_event_create",
+        kind: "a field set with the wrong value (fd 0)",
+        file: S7_LOOP,
+        old: "Box::new(LoopEvent { fd, read_cb, ptr, generation: 0 })",
+        new: "Box::new(LoopEvent { fd: 0, read_cb, ptr, generation: 0 })",
+    },
+    Mistake {
+        stage: 7,
+        function: "loop_event_destroy",
+        kind: "a resource never freed (the event forgotten, not dropped)",
+        file: S7_LOOP,
+        old: "    drop(event);\n    debug!(target: \"event_destroy()\"",
+        new: "    std::mem::forget(event);\n    debug!(target: \"event_destroy()\"",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_loop_attach",
+        kind: "an instance missing from its list: the loop event never stored in the events",
+        file: S7_LOOP,
+        old: "    events[index] = Some(event);",
+        new: "    drop(event);",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_loop_detach",
+        kind: "not detached: EPOLL_CTL_DEL never made",
+        file: S7_LOOP,
+        old: "    let result = sys::epoll_del(loop_.epoll_fd.as_fd(), fd).map_err(|e| {",
+        new: "    let result = Ok::<(), std::io::Error>(()).map_err(|e| {",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_loop_run",
+        kind: "a call that never returns: the wake-up does not stop the loop",
+        file: S7_LOOP,
+        old: "        if handle_epoll_events(loop_, &epoll_events[..n_events]).is_break() {\n            return Ok(());\n        }",
+        new: "        let _ = handle_epoll_events(loop_, &epoll_events[..n_events]);",
+    },
+    Mistake {
+        stage: 7,
+        function: "handle_epoll_events",
+        kind: "a RefCell borrow held across a call (the events, while read_cb runs)",
+        file: S7_LOOP,
+        old: "        let found = loop_\n            .events\n            .borrow()\n            .get(token.fd as usize)",
+        new: "        let events = loop_.events.borrow();\n        let found = events\n            .get(token.fd as usize)",
+    },
+    // ---- stage 7, Milestone #2: the core, the listener and the connection ----
+    Mistake {
+        stage: 7,
+        function: "xps_core_create",
+        kind: "returns None (the C's NULL) for a core it created",
+        file: S7_CORE,
+        old: "    debug!(target: \"xps_core_create()\", \"created core\");\n    Some(core)",
+        new: "    drop(core);\n    None",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_core_destroy",
+        kind: "a resource never freed: the connections are not destroyed",
+        file: S7_CORE,
+        old: "    core.connections.take().into_iter().flatten().for_each(xps_connection_destroy);",
+        new: "    let _ = xps_connection_destroy;",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_core_start",
+        kind: "a log line with the wrong value (the port asked for, 0, not the listener's)",
+        file: S7_CORE,
+        old: "\"Server listening on port {}\", listener.port);",
+        new: "\"Server listening on port {}\", port);",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_listener_create",
+        kind: "not attached to the loop",
+        file: S7_LISTENER,
+        old: "    unsafe { xps_loop_attach(&core.loop_, fd, sys::EPOLLIN as u32, ptr, listener_connection_handler) }.ok()?;",
+        new: "    let _ = (fd, ptr);",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_listener_destroy",
+        kind: "not detached before closing",
+        file: S7_LISTENER,
+        old: "    let _ = xps_loop_detach(&core.loop_, listener.sock_fd.as_fd());\n",
+        new: "",
+    },
+    Mistake {
+        stage: 7,
+        function: "listener_connection_handler",
+        kind: "the accepted client never made a connection",
+        file: S7_LISTENER,
+        old: "    let Some(client) = xps_connection_create(&core, conn_sock_fd) else {\n        error!(target: \"listener_connection_handler()\", \"xps_connection_create() failed\");\n        return;\n    };\n    let _ = client.listener.set(Rc::downgrade(&listener));",
+        new: "    drop(conn_sock_fd);",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_connection_create",
+        kind: "an instance missing from its list (core.connections)",
+        file: S7_CONNECTION,
+        old: "    core.connections.borrow_mut().push(Some(Rc::clone(&connection)));\n",
+        new: "",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_connection_destroy",
+        kind: "not detached before closing",
+        file: S7_CONNECTION,
+        old: "    let _ = xps_loop_detach(&core.loop_, connection.sock_fd.as_fd());\n",
+        new: "",
+    },
+    Mistake {
+        stage: 7,
+        function: "connection_loop_read_handler",
+        kind: "wrong bytes sent back: the newline reversed too",
+        file: S7_CONNECTION,
+        old: "    reverse_message(message);",
+        new: "    message.reverse();",
+    },
+    Mistake {
+        stage: 7,
+        function: "sigint_handler",
+        kind: "Ctrl+C does not wake the loop: only the forced exit ends the server",
+        file: S7_MAIN,
+        old: "    waker.wake();\n    if !shutdown::loop_stopped_within(SHUTDOWN_GRACE) {",
+        new: "    let _ = waker;\n    if !shutdown::loop_stopped_within(SHUTDOWN_GRACE) {",
+    },
+    Mistake {
+        stage: 7,
+        function: "xps_listener_destroy",
+        kind: "a log line with the wrong value (destroyed listener on port 0)",
+        file: S7_LISTENER,
+        old: "\"destroyed listener on port {}\", listener.port);",
+        new: "\"destroyed listener on port {}\", 0);",
     },
 ];
 

@@ -22,7 +22,9 @@ use xps_tests::harness::{self, calling};
 use xps_tests::report::{Blame, BlamedBy, Target};
 use xps_tests::{Failure, Role};
 
-use crate::core::xps_loop::{LoopEvent, xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach, xps_loop_run};
+use crate::core::xps_loop::{
+    LoopEvent, xps_loop_attach, xps_loop_create, xps_loop_destroy, xps_loop_detach, xps_loop_run,
+};
 use crate::given::loop_waker::{LoopWaker, xps_loop_waker};
 use crate::xps::{XpsHandler, XpsLoop};
 
@@ -154,22 +156,13 @@ pub fn fd_lock() -> MutexGuard<'static, ()> {
 
 /// How many fds the process has open.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd").count()
+    xps_tests::procfs::own_fds().expect("read /proc/self/fd").len()
 }
 
 /// What the process's open fds are, for a failure message (`7 -> anon_inode:[eventpoll]`).
 pub fn describe_open_fds() -> String {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return String::new() };
-    let mut fds: Vec<(i32, String)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let fd = e.file_name().to_str()?.parse().ok()?;
-            let target = std::fs::read_link(e.path()).ok()?.display().to_string();
-            Some((fd, target))
-        })
-        .collect();
-    fds.sort();
-    fds.iter().map(|(fd, target)| format!("{fd} -> {target}")).collect::<Vec<_>>().join(", ")
+    let fds = xps_tests::procfs::own_fds().unwrap_or_default();
+    fds.iter().map(|f| format!("{} -> {}", f.fd, f.target.display())).collect::<Vec<_>>().join(", ")
 }
 
 /// A new eventfd: an fd the checks make readable when they want (`sys::eventfd_signal`).

@@ -12,13 +12,14 @@
 //!
 //! Run them with `cargo test -p stage07 milestone_2`.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 
 use xps_tests::harness::{self, calling};
+use xps_tests::in_process::read_some;
 use xps_tests::{Failure, Role, escape, expected_reply};
 
 use super::kit::{TIMEOUT, describe_open_fds, fail, fd_lock, open_fds, panic_message};
@@ -159,34 +160,44 @@ impl RunningCore {
     }
 }
 
-/// A client of `port` sends `message` and checks the reply is its reversal.
-fn round_trip(core: &str, port: u16, message: &[u8]) -> TcpStream {
+/// A client of `port` sends `message` and checks the reply is its reversal; the failure, if
+/// not, without a blame yet (see [`blame_missing_reply`]).
+fn round_trip(core: &str, port: u16, message: &[u8]) -> Result<TcpStream, Failure> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let mut client = TcpStream::connect_timeout(&address, TIMEOUT)
         .unwrap_or_else(|e| fail(Failure::new(format!("a client could not connect to {core} on port {port}: {e}"))));
     client.set_read_timeout(Some(TIMEOUT)).expect("set a read timeout");
     client.write_all(message).expect("send to the core");
     let expected = expected_reply(message);
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 1024];
-    while reply.len() < expected.len() {
-        match client.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
-            Err(e) => fail(Failure::new(format!("recv() from {core} on port {port} failed: {e}"))),
-        }
-    }
+    let (reply, closed) = read_some(&mut client, expected.len());
     if reply != expected {
-        fail(
-            Failure::new(format!("the client of {core} (port {port}) did not get its reversal"))
-                .detail("sent", escape(message))
-                .detail("expected", escape(&expected))
-                .detail("received", escape(&reply))
-                .blame(Role::ReadHandler, "each core serves the clients of its own listeners, through its own loop"),
-        );
+        return Err(Failure::new(format!("the client of {core} (port {port}) did not get its reversal"))
+            .detail("sent", escape(message))
+            .detail("expected", escape(&expected))
+            .detail(
+                "received",
+                format!("{}{}", escape(&reply), if closed { " (then the connection closed)" } else { "" }),
+            ));
     }
-    client
+    Ok(client)
+}
+
+/// Blames a missing or wrong reply on what the core held when its loop stopped: no connection
+/// means the accepted client was never made a connection of the core (or was dropped at once);
+/// a connection that did not answer right points to the read handler.
+fn blame_missing_reply(failure: Failure, core: RunningCore) -> Failure {
+    let destroyed = core.stop();
+    let failure = failure
+        .detail("observed", format!("the core held {} connection(s) when its loop stopped", destroyed.connections));
+    if destroyed.connections == 0 {
+        failure.blame(
+            Role::ConnectionHandler,
+            "the client was accepted but the core holds no connection for it: create it with \
+             xps_connection_create(core, conn_sock_fd), which keeps it in core.connections",
+        )
+    } else {
+        failure.blame(Role::ReadHandler, "the connection is there, and it did not answer with the reversal")
+    }
 }
 
 /// Reads from `client` until end-of-file, within the time limit.
@@ -212,7 +223,14 @@ pub fn two_cores_in_one_process_each_serve_their_own_clients() -> Result<(), Fai
     let mut clients = Vec::new();
     for core in &cores {
         let message = format!("hello {}\n", core.name);
-        clients.push(round_trip(&core.name, core.ports[0], message.as_bytes()));
+        match round_trip(&core.name, core.ports[0], message.as_bytes()) {
+            Ok(client) => clients.push(client),
+            Err(failure) => {
+                let failed = cores.iter().position(|c| c.name == core.name).expect("a core of the list");
+                let core = cores.into_iter().nth(failed).expect("the failing core");
+                return Err(blame_missing_reply(failure, core));
+            }
+        }
     }
 
     let ports: Vec<u16> = cores.iter().map(|core| core.ports[0]).collect();
@@ -252,7 +270,10 @@ pub fn destroying_a_core_leaves_no_fd_open() -> Result<(), Failure> {
     let core = start_core("the core", 2);
     let mut clients = Vec::new();
     for (i, &port) in core.ports.clone().iter().enumerate() {
-        clients.push(round_trip("the core", port, format!("client {i}\n").as_bytes()));
+        match round_trip("the core", port, format!("client {i}\n").as_bytes()) {
+            Ok(client) => clients.push(client),
+            Err(failure) => return Err(blame_missing_reply(failure, core)),
+        }
     }
     let destroyed = core.stop();
     if let Err(what) = destroyed.freed {

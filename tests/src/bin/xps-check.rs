@@ -48,7 +48,7 @@ use xps_tests::checks::bytes::SANITIZER_HINT;
 use xps_tests::checks::tester::{self, TESTER_PORTS};
 use xps_tests::registry::{self, CHECKS};
 use xps_tests::tool::{self, CliError};
-use xps_tests::{Failure, Rng, Server};
+use xps_tests::{Failure, Rng, Server, process, procfs};
 
 const PROGRAM: &str = "xps-check";
 /// The longest one check may take, server start included, before the run is abandoned. The
@@ -57,6 +57,8 @@ const PROGRAM: &str = "xps-check";
 const CHECK_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long a server gets after SIGINT before SIGKILL: Valgrind's report needs a moment.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long the servers get after Ctrl+C before SIGKILL: the user is waiting.
+const STOP_ALL_GRACE: Duration = Duration::from_millis(500);
 
 /// A check of the registry that runs against a server, with what it expects, in one line.
 struct Entry {
@@ -297,14 +299,13 @@ fn server_name(command: &[String]) -> String {
 }
 
 /// Marks every descriptor this program inherited (beyond stdin, stdout, stderr) close-on-exec:
-/// it keeps them (check-build.sh's lock on fd 9 stays held for as long as it runs), but the
-/// servers it starts do not inherit them, so a server can never hold the lock.
+/// it keeps them, but the servers it starts do not inherit them (a lock a caller holds on an
+/// inherited descriptor, say, so a server can never hold it).
 fn close_inherited_fds_on_exec() {
-    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return };
-    let fds: Vec<libc::c_int> = fds.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
-    for fd in fds.into_iter().filter(|&fd| fd > 2) {
-        // SAFETY: fcntl() takes no pointers; on a descriptor that is not open (the one read_dir
-        // used, closed since) it fails with EBADF, which is harmless.
+    let Ok(fds) = procfs::own_fds() else { return };
+    for fd in fds.into_iter().map(|f| f.fd).filter(|&fd| fd > 2) {
+        // SAFETY: fcntl() takes no pointers; on a descriptor that is not open (the one the
+        // listing used, closed since) it fails with EBADF, which is harmless.
         unsafe {
             let flags = libc::fcntl(fd, libc::F_GETFD);
             if flags >= 0 {
@@ -314,30 +315,13 @@ fn close_inherited_fds_on_exec() {
     }
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in every thread and waits for them on one thread of its
-/// own, which stops every server still running and exits: Ctrl+C leaves nothing behind. (The
-/// servers start with no signal blocked: the kit unblocks them.)
+/// Ctrl+C (or SIGTERM, SIGHUP) stops every server still running and everything it started,
+/// then exits: nothing is left behind. (The servers start with no signal blocked.)
 fn stop_servers_on_signals() {
-    // SAFETY: a zeroed sigset_t is valid storage; sigemptyset/sigaddset initialise it and
-    // pthread_sigmask reads it. No other thread exists yet, so all later threads inherit the mask.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, signal);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
-    thread::spawn(move || {
-        let mut signal: libc::c_int = 0;
-        // SAFETY: `set` is an initialised signal set owned by this closure; `signal` is a live int.
-        if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
-            println!();
-            println!("{PROGRAM}: interrupted (signal {signal}); stopping the server and everything it started");
-            Server::stop_all();
-            std::process::exit(128 + signal);
-        }
+    process::on_interrupt(STOP_ALL_GRACE, |signal| {
+        println!();
+        println!("{PROGRAM}: interrupted (signal {signal}); stopped the server and everything it started");
+        std::process::exit(128 + signal);
     });
 }
 

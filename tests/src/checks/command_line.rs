@@ -2,32 +2,36 @@
 //! the default ports. Each check runs the stage's binary itself.
 
 use std::net::TcpListener;
-use std::process::Output;
 use std::time::Duration;
 
 use super::milestone_2::one_client_on_each_port_gets_its_reversal;
+use crate::process::run_bounded;
 use crate::{DefaultPortsLock, Failure, Role, Server, Target, escape};
+
+/// What a finished run of the binary printed, and how it ended.
+struct Output {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
 
 /// Runs `BIN ARGS...` (with `XPS_DEBUG=1` if `debug`) to its end, at most `limit`.
 fn run(target: &Target, args: &[&str], debug: bool, limit: Duration) -> Result<Output, Failure> {
-    let mut cmd = assert_cmd::Command::new(&target.bin);
-    cmd.args(args).timeout(limit);
+    let mut cmd = std::process::Command::new(&target.bin);
+    cmd.args(args);
     if debug {
         cmd.env("XPS_DEBUG", "1");
     }
-    let output = cmd
-        .output()
+    let finished = run_bounded(cmd, limit)
         .map_err(|e| Failure::new(format!("could not run {} {}: {e}", target.bin.display(), args.join(" "))))?;
-    if output.status.code().is_none() {
-        return Err(Failure::new(format!(
-            "`{} {}` was still running after {limit:?}",
-            bin_name(target),
-            args.join(" ")
-        ))
-        .detail("expected", "the server exits on its own")
-        .detail("received", format!("it was stopped; its output: {}", escape(&output.stdout))));
+    match finished.status {
+        Some(status) => Ok(Output { status, stdout: finished.stdout, stderr: finished.stderr }),
+        None => {
+            Err(Failure::new(format!("`{} {}` was still running after {limit:?}", bin_name(target), args.join(" ")))
+                .detail("expected", "the server exits on its own")
+                .detail("received", format!("it was stopped; its output: {}", escape(&finished.stdout))))
+        }
     }
-    Ok(output)
 }
 
 fn bin_name(target: &Target) -> String {

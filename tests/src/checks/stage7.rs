@@ -3,14 +3,14 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::ChildStdout;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::milestone_2::one_client_on_each_port_gets_its_reversal;
 use super::ports;
+use crate::process::{Options, Process};
 use crate::{Client, Failure, Role, Server, Target};
 
 /// Stage 7's Experiment #1, a behaviour the course documents (and stage 8 fixes): the server's
@@ -94,13 +94,8 @@ pub fn fill_until_blocked(stream: &TcpStream, server: &Server) -> Result<usize, 
 /// `/proc/<pid>/task/*/wchan` (the kernel function each thread waits in) tells; `true` when the
 /// kernel does not say.
 fn server_waits_in_send(server: &Server) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", server.pid())) else { return true };
-    let wchans: Vec<String> = tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("wchan")).ok())
-        .filter(|wchan| !wchan.is_empty() && wchan != "0")
-        .collect();
-    wchans.is_empty() || wchans.iter().any(|wchan| matches!(wchan.trim(), "wait_woken" | "sk_stream_wait_memory"))
+    let Ok(wchans) = crate::procfs::thread_wchans(server.pid()) else { return true };
+    wchans.is_empty() || wchans.iter().any(|wchan| matches!(wchan.as_str(), "wait_woken" | "sk_stream_wait_memory"))
 }
 
 /// Stage 7's graceful shutdown, proven: with a client connected on every port, `signal` (SIGINT
@@ -345,33 +340,23 @@ pub fn debug_log_follows_the_pages_function_call_order(target: &Target) -> Resul
 }
 
 /// A stage 7 server whose stdout is a pipe this check reads only up to the `listening` line.
-/// Dropping it kills the server.
+/// Dropping it stops the server.
 struct UnreadStdoutServer {
-    child: Child,
+    /// Kept open and never read again, so the pipe fills. (Dropped before `process`: a server
+    /// stuck writing to it then gets EPIPE and stops sooner.)
+    _stdout: Option<ChildStdout>,
+    process: Process,
     port: u16,
     stderr: Arc<Mutex<Vec<u8>>>,
-    /// Kept open and never read again, so the pipe fills.
-    _stdout: Option<ChildStdout>,
 }
 
 impl UnreadStdoutServer {
     fn start(target: &Target) -> Result<UnreadStdoutServer, Failure> {
-        let mut cmd = target.command(&["0"]);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: the closure runs in the child between fork and exec and only calls prctl(),
-        // which is async-signal-safe: if this check dies without dropping the server, the kernel
-        // kills the server too.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|e| Failure::new(format!("could not start the stage: {e}")))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+        let cmd = target.command(&["0"]);
+        let mut process = Process::spawn(cmd, &Options::default())
+            .map_err(|e| Failure::new(format!("could not start the stage: {e}")))?;
+        let stdout = process.take_stdout().expect("stdout is piped");
+        let mut stderr_pipe = process.take_stderr().expect("stderr is piped");
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&stderr);
         thread::spawn(move || {
@@ -380,7 +365,7 @@ impl UnreadStdoutServer {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        let mut server = UnreadStdoutServer { child, port: 0, stderr, _stdout: None };
+        let mut server = UnreadStdoutServer { _stdout: None, process, port: 0, stderr };
         // Read stdout on a thread only until the port is known, so a silent server cannot hang us.
         let (tx, rx) = mpsc::channel();
         let reader = thread::spawn(move || {
@@ -407,7 +392,7 @@ impl UnreadStdoutServer {
 
     /// The kernel function the server's main thread sleeps in (`/proc/PID/wchan`).
     fn wchan(&self) -> String {
-        std::fs::read_to_string(format!("/proc/{}/wchan", self.child.id())).unwrap_or_default()
+        crate::procfs::wchan(self.process.pid()).unwrap_or_default()
     }
 
     /// Waits until the server sleeps writing to its full stdout pipe.
@@ -423,33 +408,16 @@ impl UnreadStdoutServer {
     }
 
     fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill() takes no pointers; the pid is our unreaped child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        let _ = self.process.signal(signal);
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        self.process.wait_exit(timeout)
     }
 
     /// What the server wrote to stderr so far, as text.
     fn stderr(&self) -> String {
         thread::sleep(Duration::from_millis(50));
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for UnreadStdoutServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

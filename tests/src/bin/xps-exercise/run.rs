@@ -1,12 +1,10 @@
 //! Running cargo and git with a time limit, so that nothing `check` starts can hang it.
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use xps_tests::process;
 
 /// What a command printed, and how it ended.
 #[derive(Debug)]
@@ -64,99 +62,29 @@ impl Ctx {
     }
 }
 
-/// Runs `cmd` in a process group of its own, collecting its output; after `limit` the whole
-/// group is killed.
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            return Output {
-                code: None,
-                timed_out: false,
-                stdout: String::new(),
-                stderr: format!("could not run {:?}: {e}", cmd.get_program()),
-            };
-        }
-    };
-    let pgid = child.id() as i32;
-    CHILD_GROUP.store(pgid, Ordering::SeqCst);
-    let readers: Vec<_> = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .map(|stream| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut stream) = stream {
-                let _ = stream.read_to_end(&mut bytes);
-            }
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    })
-    .collect();
-    let start = Instant::now();
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() >= limit => {
-                timed_out = true;
-                kill_group(pgid);
-                break child.wait().ok();
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(_) => break None,
-        }
-    };
-    // Whatever the command left running in its group (a server a test did not stop) would
-    // keep the pipes open: end them too.
-    kill_group(pgid);
-    CHILD_GROUP.store(0, Ordering::SeqCst);
-    let mut texts = readers.into_iter().map(|r| r.join().unwrap_or_default());
-    Output {
-        code: status.and_then(|s| s.code()),
-        timed_out,
-        stdout: texts.next().unwrap_or_default(),
-        stderr: texts.next().unwrap_or_default(),
+/// Runs `cmd` through the kit's process runner (a process group of its own, marked),
+/// collecting its output; after `limit` it is stopped with everything it started.
+pub fn run_bounded(cmd: Command, limit: Duration) -> Output {
+    let program = cmd.get_program().to_owned();
+    match process::run_bounded(cmd, limit) {
+        Ok(finished) => Output {
+            code: finished.status.and_then(|s| s.code()),
+            timed_out: finished.timed_out,
+            stdout: String::from_utf8_lossy(&finished.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&finished.stderr).into_owned(),
+        },
+        Err(e) => Output {
+            code: None,
+            timed_out: false,
+            stdout: String::new(),
+            stderr: format!("could not run {program:?}: {e}"),
+        },
     }
 }
 
-fn kill_group(pgid: i32) {
-    // SAFETY: kill() takes plain integers; -pgid names the process group we created for the
-    // child (process_group(0) makes its id the group id), so nothing else is signalled.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
-}
-
-/// The process group of the command running now (0: none). The child runs in a group of its
-/// own so that a timeout can end everything it started; the terminal's Ctrl+C then no longer
-/// reaches it, so [`on_interrupt`] passes it on.
-static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_interrupt(signal: libc::c_int) {
-    let pgid = CHILD_GROUP.load(Ordering::SeqCst);
-    if pgid > 0 {
-        kill_group(pgid);
-    }
-    // SAFETY: signal() and raise() are async-signal-safe; with the default action restored,
-    // raise() ends this process as the signal would have.
-    unsafe {
-        libc::signal(signal, libc::SIG_DFL);
-        libc::raise(signal);
-    }
-}
-
-/// Makes Ctrl+C (and SIGTERM, SIGHUP) end the running command's whole process group too, not
-/// only this program, so that no cargo or test server is left running behind it.
+/// Makes Ctrl+C (and SIGTERM, SIGHUP) stop the running command with everything it started
+/// (the runner puts it in a process group of its own, which the terminal's Ctrl+C no longer
+/// reaches), then end this program as the signal would have. Call it before any thread starts.
 pub fn forward_interrupts() {
-    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only reads an atomic and calls async-signal-safe functions
-        // (kill, signal, raise); it is installed before any thread starts.
-        unsafe {
-            libc::signal(signal, on_interrupt as *const () as libc::sighandler_t);
-        }
-    }
+    process::on_interrupt(Duration::from_millis(500), |_| {});
 }
