@@ -209,11 +209,24 @@ pub fn append(path: &Path, record: &Record) -> io::Result<()> {
     OpenOptions::new().create(true).append(true).open(path)?.write_all(line.as_bytes())
 }
 
-/// Appends `record` to the file [`RECORDS_ENV`] names, if it names one. A file that cannot be
-/// written is said once on stderr; the check's own result stands.
+/// Appends `record` to the file [`RECORDS_ENV`] names, if it names one. The file is opened once
+/// and kept open, so that writing a record opens no fd while in-process checks count theirs. A
+/// file that cannot be written is said on stderr; the check's own result stands.
 pub fn append_if_asked(record: &Record) {
+    static FILE: std::sync::OnceLock<Option<std::sync::Mutex<std::fs::File>>> = std::sync::OnceLock::new();
     let Some(path) = std::env::var_os(RECORDS_ENV) else { return };
-    if let Err(e) = append(Path::new(&path), record) {
+    let file = FILE.get_or_init(|| match OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(file) => Some(std::sync::Mutex::new(file)),
+        Err(e) => {
+            eprintln!("cannot open the check records {}: {e}", Path::new(&path).display());
+            None
+        }
+    });
+    let Some(file) = file else { return };
+    let mut line = record.encode();
+    line.push('\n');
+    let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Err(e) = file.write_all(line.as_bytes()) {
         eprintln!("cannot append to the check records {}: {e}", Path::new(&path).display());
     }
 }

@@ -13,8 +13,8 @@ use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
-use std::thread;
+use std::sync::{Arc, mpsc};
+
 use std::time::Duration;
 
 use shared::sys;
@@ -129,40 +129,33 @@ pub fn live_bytes() -> i64 {
 // ---------------------------------------------------------------------------------------------
 // File descriptors
 
-/// Held by every check of this test binary that opens fds: some count the process's open fds
-/// (`/proc/self/fd`), and the fd-reuse check needs the kernel to hand the fd number it just
-/// closed to its very next eventfd. Another check opening an fd meanwhile would spoil both.
-static FD_CHECKS: Mutex<()> = Mutex::new(());
-
-/// Takes the fd lock (a check that failed while holding it does not poison it for the others).
-/// A check stuck in the learner's code keeps it: the others then say so after a while instead of
-/// waiting for ever.
-pub fn fd_lock() -> MutexGuard<'static, ()> {
-    let deadline = std::time::Instant::now() + 2 * TIMEOUT;
-    loop {
-        match FD_CHECKS.try_lock() {
-            Ok(guard) => return guard,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(20));
-            }
-            Err(std::sync::TryLockError::WouldBlock) => fail(Failure::new(
-                "another check of this stage is stuck in the loop's code and holds the fd lock; fix the check \
-                 that failed first",
-            )),
-        }
-    }
+/// Held by every check of this test binary that opens fds: some count the process's open fds,
+/// and the fd-reuse check needs the kernel to hand the fd number it just closed to its very
+/// next eventfd. Another check opening an fd meanwhile would spoil both. A check that ran out
+/// of time while holding it (stuck in the code under test) gives it up (see
+/// `harness::exclusive`).
+pub fn fd_lock() -> harness::Exclusive {
+    harness::exclusive()
 }
 
 /// How many fds the process has open.
 pub fn open_fds() -> usize {
-    xps_tests::procfs::own_fds().expect("read /proc/self/fd").len()
+    loop_fds().len()
 }
 
-/// What the process's open fds are, for a failure message (`7 -> anon_inode:[eventpoll]`).
+/// The process's fds of the kinds a loop and its instances open: sockets, epoll instances and
+/// eventfds. Files the test harness itself opens meanwhile (its records, a backtrace's debug
+/// info) are not counted.
+fn loop_fds() -> Vec<xps_tests::procfs::Fd> {
+    let fds = xps_tests::procfs::own_fds().unwrap_or_else(|e| fail(Failure::new(format!("read /proc/self/fd: {e}"))));
+    fds.into_iter()
+        .filter(|f| f.target.to_str().is_some_and(|t| t.starts_with("socket:") || t.starts_with("anon_inode:")))
+        .collect()
+}
+
+/// What those fds are, for a failure message (`7 -> anon_inode:[eventpoll]`).
 pub fn describe_open_fds() -> String {
-    let fds = xps_tests::procfs::own_fds().unwrap_or_default();
-    fds.iter().map(|f| format!("{} -> {}", f.fd, f.target.display())).collect::<Vec<_>>().join(", ")
+    loop_fds().iter().map(|f| format!("{} -> {}", f.fd, f.target.display())).collect::<Vec<_>>().join(", ")
 }
 
 /// A new eventfd: an fd the checks make readable when they want (`sys::eventfd_signal`).

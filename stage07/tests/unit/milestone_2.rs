@@ -160,9 +160,10 @@ impl RunningCore {
     }
 }
 
-/// A client of `port` sends `message` and checks the reply is its reversal; the failure, if
-/// not, without a blame yet (see [`blame_missing_reply`]).
-fn round_trip(core: &str, port: u16, message: &[u8]) -> Result<TcpStream, Failure> {
+/// A client of `port` sends `message` and checks the reply is its reversal. A wrong reply is
+/// the read handler's; a missing one comes back with the client still connected, blamed by
+/// [`blame_missing_reply`].
+fn round_trip(core: &str, port: u16, message: &[u8]) -> Result<TcpStream, (Failure, TcpStream)> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let mut client = TcpStream::connect_timeout(&address, TIMEOUT)
         .unwrap_or_else(|e| fail(Failure::new(format!("a client could not connect to {core} on port {port}: {e}"))));
@@ -170,23 +171,28 @@ fn round_trip(core: &str, port: u16, message: &[u8]) -> Result<TcpStream, Failur
     client.write_all(message).expect("send to the core");
     let expected = expected_reply(message);
     let (reply, closed) = read_some(&mut client, expected.len());
-    if reply != expected {
-        return Err(Failure::new(format!("the client of {core} (port {port}) did not get its reversal"))
-            .detail("sent", escape(message))
-            .detail("expected", escape(&expected))
-            .detail(
-                "received",
-                format!("{}{}", escape(&reply), if closed { " (then the connection closed)" } else { "" }),
-            ));
+    if reply == expected {
+        return Ok(client);
     }
-    Ok(client)
+    let failure = Failure::new(format!("the client of {core} (port {port}) did not get its reversal"))
+        .detail("sent", escape(message))
+        .detail("expected", escape(&expected))
+        .detail("received", format!("{}{}", escape(&reply), if closed { " (then the connection closed)" } else { "" }));
+    if reply.is_empty() {
+        return Err((failure, client));
+    }
+    fail(failure.blame(
+        Role::ReadHandler,
+        "the reply is built there: the message reversed byte for byte, a trailing \\n kept last",
+    ))
 }
 
-/// Blames a missing or wrong reply on what the core held when its loop stopped: no connection
-/// means the accepted client was never made a connection of the core (or was dropped at once);
-/// a connection that did not answer right points to the read handler.
-fn blame_missing_reply(failure: Failure, core: RunningCore) -> Failure {
+/// Blames a missing reply on what the core held when its loop stopped, its client still
+/// connected: no connection means the accepted client was never made a connection of the core
+/// (or was dropped at once); a connection that did not answer points to the read handler.
+fn blame_missing_reply((failure, client): (Failure, TcpStream), core: RunningCore) -> Failure {
     let destroyed = core.stop();
+    drop(client);
     let failure = failure
         .detail("observed", format!("the core held {} connection(s) when its loop stopped", destroyed.connections));
     if destroyed.connections == 0 {
