@@ -123,6 +123,22 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     }
 }
 
+/// Starts `cmd` in process group `group` (0: a new group, whose id is the child's pid), and makes
+/// Ctrl+C end that group too (see [`forward_interrupts`]). For commands that run while this
+/// program watches them (the test binaries of `check`); [`end_group`] stops the group.
+pub fn spawn_in_group(cmd: &mut Command, group: i32) -> std::io::Result<std::process::Child> {
+    cmd.stdin(Stdio::null()).process_group(group);
+    let child = cmd.spawn()?;
+    CHILD_GROUP.store(if group == 0 { child.id() as i32 } else { group }, Ordering::SeqCst);
+    Ok(child)
+}
+
+/// Kills every process of group `pgid` (one [`spawn_in_group`] made) and forgets it.
+pub fn end_group(pgid: i32) {
+    kill_group(pgid);
+    let _ = CHILD_GROUP.compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst);
+}
+
 fn kill_group(pgid: i32) {
     // SAFETY: kill() takes plain integers; -pgid names the process group we created for the
     // child (process_group(0) makes its id the group id), so nothing else is signalled.
