@@ -543,6 +543,22 @@ impl Server {
         on_port.into_iter().map(|(addr, inode)| Listening { addr, owner: owners.get(&inode).cloned() }).collect()
     }
 
+    /// The server's descriptors that are sockets but not listening ones (its connections), in
+    /// order, from `/proc/<pid>/fd` and `/proc/net/tcp*`.
+    pub fn connection_fds(&self) -> std::io::Result<Vec<i32>> {
+        let listening: std::collections::HashSet<u64> = listening_sockets().into_iter().map(|(_, i)| i).collect();
+        let mut fds = Vec::new();
+        for entry in std::fs::read_dir(format!("/proc/{}/fd", self.pid()))?.flatten() {
+            let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            let Ok(target) = std::fs::read_link(entry.path()) else { continue };
+            if socket_inode(&target).is_some_and(|inode| !listening.contains(&inode)) {
+                fds.push(fd);
+            }
+        }
+        fds.sort_unstable();
+        Ok(fds)
+    }
+
     /// How many file descriptors the server has open, from `/proc/<pid>/fd`.
     pub fn open_fds(&self) -> std::io::Result<usize> {
         Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()))?.count())
@@ -616,6 +632,11 @@ fn stat_pgrp(stat: &str) -> Option<libc::pid_t> {
     after.split_whitespace().nth(2)?.parse().ok()
 }
 
+/// The inode of a socket, from what its `/proc/<pid>/fd/N` link points to (`socket:[1234]`).
+fn socket_inode(target: &std::path::Path) -> Option<u64> {
+    target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
 /// The socket inodes held by the processes `keep(pid, stat)` selects, each with its owner
 /// (`pid (command)`).
 fn socket_inodes(keep: impl Fn(libc::pid_t, &str) -> bool) -> std::collections::HashMap<u64, String> {
@@ -630,11 +651,8 @@ fn socket_inodes(keep: impl Fn(libc::pid_t, &str) -> bool) -> std::collections::
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
         for fd in fds.flatten() {
             let Ok(target) = std::fs::read_link(fd.path()) else { continue };
-            let target = target.to_string_lossy();
-            if let Some(inode) = target.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
-                if let Ok(inode) = inode.parse() {
-                    inodes.entry(inode).or_insert_with(|| format!("pid {pid} ({})", process_command(pid as u32)));
-                }
+            if let Some(inode) = socket_inode(&target) {
+                inodes.entry(inode).or_insert_with(|| format!("pid {pid} ({})", process_command(pid as u32)));
             }
         }
     }
