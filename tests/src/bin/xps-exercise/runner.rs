@@ -20,6 +20,7 @@
 use std::fs::{self, File};
 use std::io::IsTerminal;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::thread;
@@ -334,6 +335,17 @@ fn start(
         cmd.env("CARGO_TARGET_DIR", dir);
     }
     cmd.stdout(log.try_clone()?).stderr(log);
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl(), which
+    // is async-signal-safe: if this program dies (killed, say), the kernel ends the test binary
+    // too, and the servers it started end with it (they have the same setting).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     spawn_in_group(&mut cmd, group)
 }
 
