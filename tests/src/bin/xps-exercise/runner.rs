@@ -4,18 +4,19 @@
 //!
 //! The build is `cargo test -p stageNN --no-run --message-format=json`: cargo's JSON says which
 //! test executables it made and, when the stage does not compile, the compiler's own messages.
-//! A milestone then runs those executables directly, the stage's unit-test binary (the
-//! in-process checks, `unit::ID`) and its `checks` binary (those that start the server), each
-//! with an exact list of the milestone's check ids from the registry.
+//! A milestone then runs those executables directly with exact check ids from the registry: the
+//! stage's unit-test binary once per in-process check (`unit::ID`), one after the other in the
+//! registry's order, and, at the same time, its `checks` binary once with all the checks that
+//! start a server (libtest runs those on parallel threads).
 //!
-//! Which failure is shown, and when to stop: the two binaries run at the same time, each check
-//! on its own thread, so a milestone takes as long as its slowest check, not their sum (a pass
-//! stays as fast as `cargo test`). The failure shown is always the *first failing check in the
-//! registry's order* (in-process checks come first there), the one a run of every check would
-//! show: as soon as one check has failed and every check before it in that order has ended,
-//! nothing that is still running can change the answer, so the binaries are stopped at once
-//! (a hung in-process check keeps its thread stuck until its time limit; a later check's is not
-//! waited for).
+//! Which failure is shown, and when to stop: the failure shown is always the *first failing
+//! check in the registry's order* (in-process checks come first there), the one a run of every
+//! check would show. As soon as one check has failed and every check before it in that order
+//! has ended, nothing still running can change the answer, so the binaries are stopped at once:
+//! a check that hangs costs its own time limit, never a later check's. In-process checks run
+//! alone because they share their process: a thread left stuck in a loop that never returns,
+//! and the fds it holds, would fail the fd counts of checks beside it. Servers share nothing,
+//! so their checks run in parallel and a pass stays about as fast as `cargo test`.
 
 use std::fs::{self, File};
 use std::io::IsTerminal;
@@ -205,56 +206,65 @@ pub fn run_milestone(
         run.problem = Some(format!("cannot create the records file {}: {e}", records.display()));
         return run;
     }
-    // The binary each check runs in: 0 the unit tests (in-process checks), 1 the `checks` binary.
-    let binary_of: Vec<usize> = checks.iter().map(|c| usize::from(!is_in_process(c))).collect();
-    let names = |b: usize| -> Vec<String> {
-        checks
-            .iter()
-            .zip(&binary_of)
-            .filter(|(_, of)| **of == b)
-            .map(|(c, _)| if b == 0 { format!("unit::{}", c.id) } else { c.id.to_string() })
-            .collect()
+    // In-process checks run one at a time, one process each, in the registry's order: they share
+    // their process (its fds, its threads), so one check's leftovers (a thread stuck in a loop
+    // that never returns, the fds it holds) must not be another's failure. The checks that start
+    // a server share nothing: they run at the same time, in the `checks` binary, meanwhile.
+    let in_process: Vec<usize> = (0..checks.len()).filter(|&i| is_in_process(checks[i])).collect();
+    let servers: Vec<usize> = (0..checks.len()).filter(|&i| !is_in_process(checks[i])).collect();
+    let mut next_in_process = 0;
+    let mut procs: Vec<Proc> = Vec::new();
+    let spawn = |exe: &Path, ids: Vec<usize>, procs: &mut Vec<Proc>| -> Result<(), String> {
+        let names: Vec<String> =
+            ids.iter()
+                .map(|&i| {
+                    if is_in_process(checks[i]) { format!("unit::{}", checks[i].id) } else { checks[i].id.to_string() }
+                })
+                .collect();
+        let log = bins.records_dir.join(format!("{}-{}-{}.log", m.krate, milestone.prefix(), procs.len()));
+        let child =
+            start(ctx, m, exe, &names, &records, &log).map_err(|e| format!("could not run {}: {e}", exe.display()))?;
+        procs.push(Proc { child, log, ids, exit: None });
+        Ok(())
     };
-    // Per binary: the running child and its output log; both in one process group.
-    let mut children: Vec<Option<(Child, PathBuf)>> = vec![None, None];
-    let mut group = 0;
-    for (b, exe) in [&bins.unit, &bins.checks].into_iter().enumerate() {
-        let names = names(b);
-        if names.is_empty() {
-            continue;
-        }
-        let log = bins.records_dir.join(format!("{}-{}-{}.log", m.krate, milestone.prefix(), ["unit", "checks"][b]));
-        match start(ctx, m, exe, &names, &records, &log, group) {
-            Ok(child) => {
-                if group == 0 {
-                    group = child.id() as i32;
-                }
-                children[b] = Some((child, log));
-            }
-            Err(e) => {
-                run.problem = Some(format!("could not run {}: {e}", exe.display()));
-                break;
-            }
-        }
+    if !servers.is_empty()
+        && let Err(e) = spawn(&bins.checks, servers, &mut procs)
+    {
+        run.problem = Some(e);
     }
     let mut states = vec![State::Waiting; checks.len()];
     let limit = checks.iter().map(|c| c.limit).sum::<Duration>() + Duration::from_secs(60);
     let started = Instant::now();
     let mut reader = RecordReader { path: records.clone(), offset: 0, pending: String::new() };
     let mut ticker = Ticker { on: options.ticker, shown: false };
-    // How each binary exited on its own (before any stop of ours).
-    let mut exits: Vec<Option<ExitStatus>> = vec![None, None];
     loop {
         reader.read_into(&checks, &mut states);
-        for (child, exit) in children.iter_mut().zip(&mut exits) {
-            if let Some((child, _)) = child
-                && exit.is_none()
-            {
-                *exit = child.try_wait().ok().flatten();
+        for proc in &mut procs {
+            if proc.exit.is_none() {
+                proc.exit = proc.child.try_wait().ok().flatten();
             }
         }
-        let all_exited = children.iter().zip(&exits).all(|(child, exit)| child.is_none() || exit.is_some());
-        if run.problem.is_some() || all_exited || (options.stop_at_first_failure && decided(&states)) {
+        let in_process_failed = in_process.iter().any(|&i| matches!(states[i], State::Done(Outcome::Failed(_))));
+        let in_process_busy = procs.iter().any(|p| p.exit.is_none() && p.ids.iter().all(|&i| is_in_process(checks[i])));
+        if run.problem.is_none()
+            && !in_process_busy
+            && next_in_process < in_process.len()
+            && !(options.stop_at_first_failure && in_process_failed)
+        {
+            let id = in_process[next_in_process];
+            next_in_process += 1;
+            if let Err(e) = spawn(&bins.unit, vec![id], &mut procs) {
+                run.problem = Some(e);
+            }
+            continue;
+        }
+        let all_exited = procs.iter().all(|p| p.exit.is_some());
+        let in_process_over =
+            next_in_process == in_process.len() || (options.stop_at_first_failure && in_process_failed);
+        if run.problem.is_some()
+            || (all_exited && in_process_over)
+            || (options.stop_at_first_failure && decided(&states))
+        {
             break;
         }
         if started.elapsed() > limit {
@@ -262,27 +272,29 @@ pub fn run_milestone(
             break;
         }
         ticker.show(&checks, &states);
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(Duration::from_millis(50));
     }
     ticker.clear();
-    if group != 0 {
+    for proc in &mut procs {
         // Stops what is still running: a check not waited for, a stuck thread, its servers.
-        end_group(group);
-    }
-    for (child, _) in children.iter_mut().flatten() {
-        let _ = child.wait();
+        end_group(proc.child.id() as i32);
+        let _ = proc.child.wait();
     }
     reader.read_into(&checks, &mut states);
     let source = Source::at(&ctx.root, m.stage);
     for (i, state) in states.into_iter().enumerate() {
-        let b = binary_of[i];
-        run.outcomes[i] = match (state, exits[b], &children[b]) {
-            (State::Done(outcome), _, _) => Some(outcome),
-            // A check that started and never ended, in a binary that exited on its own: the
-            // binary died during it (a crash, an abort, a stack overflow).
-            (State::Running(_), Some(exit), Some((_, log))) => {
-                Some(Outcome::Failed(Box::new(crash_failure(checks[i], exit, log, &source, m.stage))))
-            }
+        // A check that started and never ended, in a binary that exited on its own: the binary
+        // died during it (a crash, an abort, a stack overflow).
+        let died = procs.iter().find(|p| p.ids.contains(&i) && p.exit.is_some());
+        run.outcomes[i] = match (state, died) {
+            (State::Done(outcome), _) => Some(outcome),
+            (State::Running(_), Some(proc)) => Some(Outcome::Failed(Box::new(crash_failure(
+                checks[i],
+                proc.exit.expect("exited"),
+                &proc.log,
+                &source,
+                m.stage,
+            )))),
             _ => None,
         };
     }
@@ -315,17 +327,20 @@ fn is_in_process(check: &Check) -> bool {
     matches!(check.run, xps_tests::registry::Run::InProcess)
 }
 
+/// One test binary running some of the milestone's checks.
+struct Proc {
+    child: Child,
+    /// Its stdout and stderr.
+    log: PathBuf,
+    /// The checks it runs (indexes into the milestone's).
+    ids: Vec<usize>,
+    /// How it exited on its own (before any stop of ours).
+    exit: Option<ExitStatus>,
+}
+
 /// Starts one test binary as `cargo test` would (in the package's folder, with `CARGO` set for
 /// the kit's own build of the workspace's binaries), running exactly `names`.
-fn start(
-    ctx: &Ctx,
-    m: &Manifest,
-    exe: &Path,
-    names: &[String],
-    records: &Path,
-    log: &Path,
-    group: i32,
-) -> std::io::Result<Child> {
+fn start(ctx: &Ctx, m: &Manifest, exe: &Path, names: &[String], records: &Path, log: &Path) -> std::io::Result<Child> {
     let log = File::create(log)?;
     let mut cmd = Command::new(exe);
     cmd.arg("--exact").args(names).current_dir(ctx.path(&m.krate));
@@ -346,7 +361,8 @@ fn start(
             Ok(())
         });
     }
-    spawn_in_group(&mut cmd, group)
+    // A group of its own: stopping it ends the servers and tools its checks started.
+    spawn_in_group(&mut cmd, 0)
 }
 
 /// Whether the run has its answer: a check failed and every check before it has ended.
