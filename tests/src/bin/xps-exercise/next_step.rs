@@ -40,6 +40,12 @@ pub fn print(ctx: &Ctx, m: &Manifest, check: &Check, failure: &Failure) {
     // The blame is the line above; the rest is what the check saw.
     let mut saw = failure.clone();
     saw.blame = None;
+    // A panic is printed on its own line, with its place: the summary need not repeat it.
+    if let Some(panic) = &saw.panic
+        && saw.summary.ends_with(&panic.message)
+    {
+        saw.summary = "the check stopped on a panic in the code it called".into();
+    }
     println!("{}", indent(&shorten(&saw.render(n), SHOWN_LINES), "    | "));
     if let Some(f) = function {
         println!("  hint 1:");
