@@ -42,9 +42,9 @@ pub fn print(ctx: &Ctx, m: &Manifest, check: &Check, failure: &Failure) {
     saw.blame = None;
     // A panic is printed on its own line, with its place: the summary need not repeat it.
     if let Some(panic) = &saw.panic
-        && saw.summary.ends_with(&panic.message)
+        && let Some(at) = saw.summary.find(&panic.message)
     {
-        saw.summary = "the check stopped on a panic in the code it called".into();
+        saw.summary = saw.summary[..at].trim_end_matches([':', ' ']).to_string();
     }
     println!("{}", indent(&shorten(&saw.render(n), SHOWN_LINES), "    | "));
     if let Some(f) = function {
