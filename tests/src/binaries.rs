@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::json::Json;
 use crate::process;
 
 /// The longest a build of one binary may take (a first build on a slow machine included).
@@ -100,34 +101,18 @@ fn build(name: &str) -> Result<PathBuf, String> {
         ));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout.lines().filter(|l| l.contains("\"reason\":\"compiler-artifact\"")).find_map(executable_of).ok_or_else(|| {
+    stdout.lines().filter_map(Json::parse).find_map(|m| executable_of(&m)).ok_or_else(|| {
         format!(
             "`cargo build --bin {name}` succeeded but named no executable (is `{name}` a binary of this workspace?)"
         )
     })
 }
 
-/// The `"executable":"PATH"` of a compiler-artifact message (a JSON string, unescaped).
-fn executable_of(message: &str) -> Option<PathBuf> {
-    let rest = message.split_once("\"executable\":\"")?.1;
-    let mut path = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(PathBuf::from(path)),
-            '\\' => match chars.next()? {
-                'n' => path.push('\n'),
-                't' => path.push('\t'),
-                'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    path.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                other => path.push(other),
-            },
-            c => path.push(c),
-        }
-    }
-    None
+/// The executable a compiler-artifact message names, if any.
+fn executable_of(message: &Json) -> Option<PathBuf> {
+    (message.get("reason").as_str() == Some("compiler-artifact"))
+        .then(|| message.get("executable").as_str().map(PathBuf::from))
+        .flatten()
 }
 
 #[cfg(test)]
@@ -137,9 +122,12 @@ mod tests {
     #[test]
     fn the_executable_is_read_from_cargos_json() {
         let line = r#"{"reason":"compiler-artifact","target":{"name":"stage07"},"executable":"/w/target/debug/stage07","fresh":true}"#;
-        assert_eq!(executable_of(line), Some(PathBuf::from("/w/target/debug/stage07")));
-        assert_eq!(executable_of(r#"{"executable":"/a \"b\"\\c"}"#), Some(PathBuf::from(r#"/a "b"\c"#)));
-        assert_eq!(executable_of(r#"{"reason":"compiler-artifact","executable":null}"#), None);
+        let executable = |line: &str| executable_of(&Json::parse(line).expect("JSON"));
+        assert_eq!(executable(line), Some(PathBuf::from("/w/target/debug/stage07")));
+        let escaped = r#"{"reason":"compiler-artifact","executable":"/a \"b\"\\c"}"#;
+        assert_eq!(executable(escaped), Some(PathBuf::from(r#"/a "b"\c"#)));
+        assert_eq!(executable(r#"{"reason":"compiler-artifact","executable":null}"#), None);
+        assert_eq!(executable(r#"{"reason":"build-finished","success":true}"#), None);
     }
 
     #[test]

@@ -95,10 +95,14 @@ fn fds(server: &Server) -> Result<usize, Failure> {
 
 /// What each of the server's descriptors is (`3 -> socket:[1234]`), for failure messages.
 fn describe_fds(server: &Server) -> String {
-    match procfs::fds(server.pid()) {
-        Ok(fds) => fds.iter().map(|f| format!("{} -> {}", f.fd, f.target.display())).collect::<Vec<_>>().join(", "),
-        Err(e) => format!("(/proc/{}/fd is not readable: {e})", server.pid()),
-    }
+    let fds = match procfs::fds(server.pid()) {
+        Ok(fds) => fds,
+        Err(e) => return format!("(/proc/{}/fd is not readable: {e})", server.pid()),
+    };
+    // Ten are enough to see what kind of fd leaks; a thousand leaked fds on one line are not.
+    let shown: Vec<String> = fds.iter().take(10).map(|f| format!("{} -> {}", f.fd, f.target.display())).collect();
+    let more = fds.len().saturating_sub(shown.len());
+    if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
 }
 
 /// Waits up to [`FD_SETTLE`] for the server's descriptor count to come back to `baseline`.
@@ -115,9 +119,9 @@ fn wait_fds_back(server: &Server, baseline: usize, after: &str) -> Result<(), Fa
                 .detail("observed", format!("{now} open fds {FD_SETTLE:?} after the last client left"))
                 .detail("fds", describe_fds(server))
                 .hint(
-                    "every way a connection ends (EOF, a recv() or send() error, a failed create) must reach \
-                     xps_connection_destroy(), which closes the socket; the extra `socket:[...]` entries are \
-                     connections that were never destroyed",
+                    "every way a connection ends (EOF, a recv() or send() error, a failed create) must destroy \
+                     it: xps_connection_destroy() takes it out of the connections list, which drops its socket; \
+                     the extra `socket:[...]` entries are connections still open",
                 )
                 .log_of(server));
         }

@@ -24,6 +24,7 @@ pub mod diagnose;
 pub mod hardening;
 pub mod harness;
 pub mod in_process;
+pub mod json;
 mod list;
 mod output;
 pub mod panic;

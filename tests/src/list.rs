@@ -182,6 +182,14 @@ macro_rules! with_checks {
             expects: "the page's test \"4 clients and 3 ports\": each of 4 clients gets its own replies",
         }
 
+        // ---- Milestone #2, stage 7: Ctrl+C, where the page puts it -------------------------------
+        milestone_2_ctrl_c_destroys_every_connection_listener_and_the_core_then_exits_0 {
+            run: binary(checks::stage7::ctrl_c_destroys_every_connection_listener_and_the_core_then_exits_0),
+            stages: Seven, milestone: M2, limit: 40, any_build: false,
+            blames: [SigintHandler, CoreDestroy, ConnectionDestroy, ListenerDestroy],
+            expects: "the page's sigint_handler(): on Ctrl+C every connection, every listener, then the core destroyed (the page's DEBUG lines), exit 0; the ports bind again at once",
+        }
+
         // ---- The course's automated checks ------------------------------------------------------
         course_check_1_single_client_on_every_port_100_random_strings {
             run: server(checks::course::course_check_1_single_client_on_every_port_100_random_strings),
@@ -296,13 +304,7 @@ macro_rules! with_checks {
             expects: "without port arguments the server listens on the course's ports (8001-8003 for stage 6, 8001-8004 for stage 7), in order, and serves each",
         }
 
-        // ---- Extras: stage 7's Ctrl+C, Experiment #1 and call order -----------------------------
-        extra_ctrl_c_destroys_every_connection_listener_and_the_core_then_exits_0 {
-            run: binary(checks::stage7::ctrl_c_destroys_every_connection_listener_and_the_core_then_exits_0),
-            stages: Seven, milestone: Extra, limit: 40, any_build: false,
-            blames: [SigintHandler, CoreDestroy, ConnectionDestroy, ListenerDestroy],
-            expects: "Ctrl+C: every connection, every listener, then the core destroyed (the page's DEBUG lines), exit 0; the ports bind again at once",
-        }
+        // ---- Extras: stage 7's signals beyond Ctrl+C, Experiment #1 and call order -----------------------------
         extra_sigterm_and_sighup_shut_down_like_ctrl_c_and_exit_0 {
             run: binary(checks::stage7::sigterm_and_sighup_shut_down_like_ctrl_c_and_exit_0),
             stages: Seven, milestone: Extra, limit: 40, any_build: false,

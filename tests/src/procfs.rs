@@ -286,6 +286,18 @@ pub fn listening_tcp() -> Vec<TcpSocket> {
     tcp_sockets().into_iter().filter(|s| s.state == TcpState::Listen).collect()
 }
 
+/// The socket fds of `pid` that are not listening sockets (its connections), in order.
+pub fn connection_fds(pid: u32) -> io::Result<Vec<i32>> {
+    let listening: std::collections::HashSet<u64> = listening_tcp().into_iter().map(|s| s.inode).collect();
+    let mut found: Vec<i32> = fds(pid)?
+        .into_iter()
+        .filter(|f| f.socket_inode().is_some_and(|inode| !listening.contains(&inode)))
+        .map(|f| f.fd)
+        .collect();
+    found.sort_unstable();
+    Ok(found)
+}
+
 /// The TCP state of descriptor `fd` of `pid` (`CloseWait` for a connection whose peer has
 /// closed and that the server has not closed yet); `None` if it is not a TCP socket.
 pub fn tcp_state_of_fd(pid: u32, fd: i32) -> Option<TcpState> {

@@ -276,6 +276,12 @@ impl Server {
         self.process.wait_exit(timeout)
     }
 
+    /// The server's descriptors that are sockets but not listening ones (its connections), in
+    /// order.
+    pub fn connection_fds(&self) -> std::io::Result<Vec<i32>> {
+        procfs::connection_fds(self.pid())
+    }
+
     /// The exit status if the process has exited, without reaping it (for callers that only
     /// share the server).
     pub fn exited(&self) -> Option<ExitStatus> {

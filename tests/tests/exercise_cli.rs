@@ -16,7 +16,7 @@ fn exercise() -> Command {
 fn help_lists_every_command_and_each_command_has_its_own() {
     let out = exercise().arg("--help").assert().success();
     let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    for command in ["start", "check", "hint", "compare", "reset", "solution", "status"] {
+    for command in ["start", "check", "watch", "hint", "compare", "reset", "solution", "status"] {
         assert!(help.contains(&format!("  {command} STAGE")), "--help does not list {command}:\n{help}");
         exercise().args([command, "--help"]).assert().success().stdout(contains(format!("exercise.sh {command}")));
     }
@@ -32,7 +32,7 @@ fn bad_input_exits_2_saying_what_is_wrong() {
         (&["hint", "6"], "which function? stage 6 has: xps_loop_create"),
         (&["hint", "6", "xps_loop_crate"], "stage 6 has no learner function 'xps_loop_crate'"),
         (&["hint", "7", "loop_event_create", "4"], "unknown hint level '4'"),
-        (&["check", "6"], "is not a git clone"),
+        (&["check", "6"], "is not the workspace"),
     ];
     for (args, message) in cases {
         exercise().args(args).assert().code(2).stderr(contains(message));

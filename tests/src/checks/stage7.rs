@@ -291,6 +291,55 @@ pub fn ctrl_c_exits_within_2_seconds_while_stdout_is_not_being_read(target: &Tar
     Ok(())
 }
 
+/// The page's function call order, as the DEBUG log shows it with `XPS_DEBUG=1`: one client says
+/// hello and leaves, then Ctrl+C. Each step lists every start of line the page itself uses for
+/// it: the page's code logs the read handler's `peer closed connection` as
+/// `connection_loop_read_handler()`, and its note calls that function `connection_read_handler`.
+const PAGE_CALL_ORDER: [&[&str]; 23] = [
+    &["[DEBUG] xps_loop_create() : created loop"],
+    &["[DEBUG] xps_core_create() : created core"],
+    &["[DEBUG] xps_start() : starting core"],
+    &["[DEBUG] event_create() : created event"],
+    &["[DEBUG] xps_listener_create() : created listener on port"],
+    &["[INFO] xps_core_start() : Server listening on port"],
+    &["[DEBUG] xps_loop_run() : epoll wait"],
+    &["[DEBUG] xps_loop_run() : epoll wait over"],
+    &["[DEBUG] xps_loop_run() : handling 1 events"],
+    &["[DEBUG] xps_loop_run() : handling event no. 1"],
+    &["[DEBUG] handle_epoll_events() : EVENT / read"],
+    &["[DEBUG] event_create() : created event"],
+    &["[DEBUG] xps_connection_create() : created connection"],
+    &["[INFO] listener_connection_handler() : new connection"],
+    &["[CLIENT MESSAGE] hello"],
+    &[
+        "[INFO] connection_read_handler() : peer closed connection",
+        "[INFO] connection_loop_read_handler() : peer closed connection",
+    ],
+    &["[DEBUG] event_destroy() : destroyed event"],
+    &["[DEBUG] xps_connection_destroy() : destroyed connection"],
+    &["[WARNING] sigint_handler() : SIGINT received"],
+    &["[DEBUG] event_destroy() : destroyed event"],
+    &["[DEBUG] xps_listener_destroy() : destroyed listener on port"],
+    &["[DEBUG] xps_loop_destroy() : destroyed loop"],
+    &["[DEBUG] xps_core_destroy() : destroyed core"],
+];
+
+/// Where `log` leaves `order` (each step a line that starts with one of its texts, found after
+/// the previous step's line; other lines may come between): `None` if it follows it, else the
+/// index of the first step not found and the index of the log line the step before matched.
+pub fn first_step_not_followed(log: &str, order: &[&[&str]]) -> Option<(usize, Option<usize>)> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut after: Option<usize> = None;
+    for (step, accepted) in order.iter().enumerate() {
+        let from = after.map_or(0, |i| i + 1);
+        match lines[from..].iter().position(|line| accepted.iter().any(|a| line.starts_with(a))) {
+            Some(i) => after = Some(from + i),
+            None => return Some((step, after)),
+        }
+    }
+    None
+}
+
 /// With `XPS_DEBUG=1` the debug lines follow the page's function call order.
 pub fn debug_log_follows_the_pages_function_call_order(target: &Target) -> Result<(), Failure> {
     let mut server = start_debug(target, &[0])?;
@@ -300,43 +349,43 @@ pub fn debug_log_follows_the_pages_function_call_order(target: &Target) -> Resul
     server.wait_for_log("destroyed connection", Duration::from_secs(5));
     server.sigint();
     server.wait_exit(Duration::from_secs(2));
-
-    let expected = [
-        "[DEBUG] xps_loop_create() : created loop",
-        "[DEBUG] xps_core_create() : created core",
-        "[DEBUG] xps_start() : starting core",
-        "[DEBUG] event_create() : created event",
-        "[DEBUG] xps_listener_create() : created listener on port",
-        "[INFO] xps_core_start() : Server listening on port",
-        "[DEBUG] xps_loop_run() : epoll wait",
-        "[DEBUG] xps_loop_run() : epoll wait over",
-        "[DEBUG] xps_loop_run() : handling 1 events",
-        "[DEBUG] xps_loop_run() : handling event no. 1",
-        "[DEBUG] handle_epoll_events() : EVENT / read",
-        "[DEBUG] event_create() : created event",
-        "[DEBUG] xps_connection_create() : created connection",
-        "[INFO] listener_connection_handler() : new connection",
-        "[CLIENT MESSAGE] hello",
-        "[INFO] connection_read_handler() : peer closed connection",
-        "[DEBUG] event_destroy() : destroyed event",
-        "[DEBUG] xps_connection_destroy() : destroyed connection",
-        "[WARNING] sigint_handler() : SIGINT received",
-        "[DEBUG] event_destroy() : destroyed event",
-        "[DEBUG] xps_listener_destroy() : destroyed listener on port",
-        "[DEBUG] xps_loop_destroy() : destroyed loop",
-        "[DEBUG] xps_core_destroy() : destroyed core",
-    ];
-    let log = server.log_tail(1000);
-    let mut lines = log.lines();
-    for want in expected {
-        if !lines.any(|line| line.starts_with(want)) {
-            return Err(Failure::new(format!("the DEBUG log does not follow the page's call order at `{want}`"))
-                .detail("expected", format!("`{want}` after the lines before it in the page's order"))
-                .blame(Role::CoreStart, "the call order is the page's: each function logs its own line")
-                .log_of(&server));
-        }
+    match call_order_failure(&server.log_tail(1000)) {
+        None => Ok(()),
+        Some(failure) => Err(failure.log_of(&server)),
     }
-    Ok(())
+}
+
+/// The failure for a DEBUG log that leaves [`PAGE_CALL_ORDER`]: the expected sequence, and the
+/// first step not found with the log line where it was expected.
+fn call_order_failure(log: &str) -> Option<Failure> {
+    let (step, after) = first_step_not_followed(log, &PAGE_CALL_ORDER)?;
+    let lines: Vec<&str> = log.lines().collect();
+    let expected: Vec<String> = PAGE_CALL_ORDER
+        .iter()
+        .enumerate()
+        .map(|(i, accepted)| format!("{:>2}. {}", i + 1, accepted.join("  or  ")))
+        .collect();
+    let received = match after {
+        Some(i) => format!(
+            "steps 1-{step} in order, step {step} at log line {} (`{}`); after it, no line starts with `{}`; the next log line is {}",
+            i + 1,
+            lines[i],
+            PAGE_CALL_ORDER[step].join("` or `"),
+            lines.get(i + 1).map_or("(none: the log ends there)".to_string(), |l| format!("`{l}`"))
+        ),
+        None => format!("no line starts with `{}`", PAGE_CALL_ORDER[step].join("` or `")),
+    };
+    Some(
+        Failure::new(format!(
+            "the DEBUG log leaves the page's call order at step {} of {}: `{}`",
+            step + 1,
+            PAGE_CALL_ORDER.len(),
+            PAGE_CALL_ORDER[step][0]
+        ))
+        .detail("expected", format!("these lines in this order (others may come between):\n{}", expected.join("\n")))
+        .detail("received", received)
+        .blame(Role::CoreStart, "the call order is the page's: each function logs its own line"),
+    )
 }
 
 /// A stage 7 server whose stdout is a pipe this check reads only up to the `listening` line.
@@ -419,5 +468,43 @@ impl UnreadStdoutServer {
     fn stderr(&self) -> String {
         thread::sleep(Duration::from_millis(50));
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page's log, with `read_handler` as the name of the read handler's `peer closed` line.
+    fn page_log(read_handler: &str) -> String {
+        PAGE_CALL_ORDER
+            .iter()
+            .map(|accepted| {
+                let line = accepted[0].replace("connection_read_handler()", read_handler);
+                format!("{line} 8001\n[DEBUG] something else in between\n")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn both_names_the_page_gives_the_read_handler_follow_the_call_order() {
+        for name in ["connection_read_handler()", "connection_loop_read_handler()"] {
+            assert_eq!(first_step_not_followed(&page_log(name), &PAGE_CALL_ORDER), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn another_name_fails_showing_the_expected_sequence_and_the_line_where_it_differs() {
+        let log = page_log("xps_connection_read_handler()");
+        let failure = call_order_failure(&log).expect("a name the page does not use must fail");
+        let text = failure.render(7);
+        for needle in [
+            "leaves the page's call order at step 16 of 23",
+            "16. [INFO] connection_read_handler() : peer closed connection  or  [INFO] connection_loop_read_handler() : peer closed connection",
+            " 1. [DEBUG] xps_loop_create() : created loop",
+            "23. [DEBUG] xps_core_destroy() : destroyed core",
+            "the next log line is `[DEBUG] something else in between`",
+        ] {
+            assert!(text.contains(needle), "the failure should contain {needle:?}; it was:\n{text}");
+        }
     }
 }

@@ -50,7 +50,7 @@ use members::Run;
 pub const DROP_GRACE: Duration = Duration::from_secs(2);
 
 /// What to do with one of the child's output streams.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Stream {
     /// A pipe, handed to the caller ([`Process::take_stdout`], [`Process::take_stderr`]).
     #[default]
@@ -59,15 +59,18 @@ pub enum Stream {
     Inherit,
     /// `/dev/null`.
     Null,
+    /// Appended to this file (created if need be): both streams may name the same one.
+    File(std::path::PathBuf),
 }
 
 impl Stream {
-    fn stdio(self) -> Stdio {
-        match self {
+    fn stdio(&self) -> io::Result<Stdio> {
+        Ok(match self {
             Stream::Piped => Stdio::piped(),
             Stream::Inherit => Stdio::inherit(),
             Stream::Null => Stdio::null(),
-        }
+            Stream::File(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+        })
     }
 }
 
@@ -106,7 +109,7 @@ impl Process {
         become_subreaper();
         let marker = members::new_marker();
         cmd.env(MARKER_VAR, members::marker_value(&cmd, &marker));
-        cmd.stdin(Stdio::null()).stdout(options.stdout.stdio()).stderr(options.stderr.stdio());
+        cmd.stdin(Stdio::null()).stdout(options.stdout.stdio()?).stderr(options.stderr.stdio()?);
         let open_files = options.open_files_limit;
         let parent = std::process::id() as libc::pid_t;
         // SAFETY: the closure runs in the child between fork and exec. It only calls setpgid(),

@@ -1,10 +1,239 @@
-//! Helpers the process-runner tests share.
+//! What the tests of the tools share: scratch copies of the workspace, running the real
+//! `xps-exercise` on them with a time limit (every process it starts stopped at the end), and
+//! the process-runner tests' fake servers.
+//!
+//! A scratch copy is the workspace's files (tracked and untracked, not ignored) in a fresh git
+//! repository under the target folder. Copies that build share one target folder, and the tests
+//! that build take [`serial`] first: the stage binaries they build land at the same paths there.
+
+#![allow(dead_code, reason = "each test file uses the part it needs")]
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::Command;
-use std::sync::mpsc;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The workspace this test belongs to.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+}
+
+/// `target/xps-exercise-tests`: where the scratch copies live (found from this test's own path,
+/// `target/debug/deps/NAME`).
+pub fn base() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its path");
+    exe.ancestors().nth(3).expect("target/debug/deps/NAME").join("xps-exercise-tests")
+}
+
+/// The target folder the scratch copies share.
+pub fn shared_target() -> PathBuf {
+    base().join("target")
+}
+
+/// Holds the other building tests off until dropped.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `git ARGS` in `dir`; panics with its output if it fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=learner", "-c", "user.email=learner@localhost", "-c", "commit.gpgsign=false"])
+        .args(["-c", "init.defaultBranch=main", "-c", "protocol.file.allow=always"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {} failed in {}:\n{}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Copies the workspace's files into `dir` (emptied first), without git.
+pub fn copy_workspace(dir: &Path) {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).expect("remove the old scratch copy");
+    }
+    let files = git(&workspace(), &["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
+    for file in files.split('\0').filter(|f| !f.is_empty()) {
+        let from = workspace().join(file);
+        if !from.is_file() {
+            continue;
+        }
+        let to = dir.join(file);
+        std::fs::create_dir_all(to.parent().expect("a file has a folder")).expect("create the folder");
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {file}: {e}"));
+    }
+}
+
+/// A scratch copy at `base()/NAME`, committed as the repository's first commit on `main`.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = base().join(name);
+    copy_workspace(&dir);
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "the course's workspace"]);
+    dir
+}
+
+/// Replaces `old` with `new` in `file` of the workspace at `root` (`old` must be there once).
+pub fn edit(root: &Path, file: &str, old: &str, new: &str) {
+    let path = root.join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {file}: {e}"));
+    assert_eq!(text.matches(old).count(), 1, "{file} should contain {old:?} once");
+    std::fs::write(&path, text.replace(old, new)).expect("write the file");
+}
+
+/// What a run printed.
+#[derive(Debug)]
+pub struct Ran {
+    /// The exit code (`None`: killed).
+    pub code: Option<i32>,
+    /// stdout and stderr.
+    pub stdout: String,
+    pub stderr: String,
+    /// How long it took.
+    pub took: Duration,
+}
+
+impl Ran {
+    /// Both streams, for assertion messages.
+    pub fn all(&self) -> String {
+        format!("exit {:?} after {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.took, self.stdout, self.stderr)
+    }
+}
+
+/// `xps-exercise ARGS` on the workspace at `root`, built in `target` (with `cwd` as its current
+/// folder), stopped after `limit`.
+pub fn exercise_in(root: &Path, target: &Path, cwd: &Path, args: &[&str], limit: Duration) -> Ran {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xps-exercise"));
+    cmd.args(args).current_dir(cwd).env("CARGO_TARGET_DIR", target).env_remove("XPS_EXERCISE_ROOT");
+    if root != cwd {
+        cmd.env("XPS_EXERCISE_ROOT", root);
+    }
+    let mut running = Running::start(cmd);
+    let started = Instant::now();
+    let code = running.wait(limit);
+    let (stdout, stderr) = running.output();
+    Ran { code, stdout, stderr, took: started.elapsed() }
+}
+
+/// `xps-exercise ARGS` run from the workspace at `root` itself, in the shared target folder.
+pub fn exercise(root: &Path, args: &[&str], limit: Duration) -> Ran {
+    exercise_in(root, &shared_target(), root, args, limit)
+}
+
+/// A process started in a group of its own, with its output collected by threads; dropping it
+/// kills the whole group, a panicking test included.
+pub struct Running {
+    child: Child,
+    stdout: Option<thread::JoinHandle<String>>,
+    stderr: Option<thread::JoinHandle<String>>,
+    /// Chunks of stdout as they came, with when: for tests of what is printed when.
+    pub chunks: std::sync::Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl Running {
+    /// Starts `cmd` with stdout and stderr piped.
+    pub fn start(mut cmd: Command) -> Running {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("could not start {:?}: {e}", cmd.get_program()));
+        let chunks = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&chunks);
+        let mut out = child.stdout.take().expect("piped");
+        let stdout = thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                all.extend_from_slice(&buf[..n]);
+                let chunk = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock().unwrap_or_else(PoisonError::into_inner).push((Instant::now(), chunk));
+            }
+            String::from_utf8_lossy(&all).into_owned()
+        });
+        let mut err = child.stderr.take().expect("piped");
+        let stderr = thread::spawn(move || {
+            let mut all = String::new();
+            let _ = err.read_to_string(&mut all);
+            all
+        });
+        Running { child, stdout: Some(stdout), stderr: Some(stderr), chunks }
+    }
+
+    /// Waits up to `limit` for the exit; kills the group then. The exit code (`None`: killed).
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        self.wait_status(limit).and_then(|status| status.code())
+    }
+
+    /// Waits up to `limit` for the exit and kills what is left of the group; `None` if it was
+    /// still running then.
+    pub fn wait_status(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.kill_group();
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                self.kill_group();
+                let _ = self.child.wait();
+                return None;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// stdout so far, as text.
+    pub fn stdout_so_far(&self) -> String {
+        self.chunks.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(_, c)| c.as_str()).collect()
+    }
+
+    /// Waits up to `limit` until stdout contains `needle` `times` times.
+    pub fn wait_for(&self, needle: &str, times: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.stdout_so_far().matches(needle).count() >= times {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill() takes no pointers; the pid is our unreaped child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+
+    /// Everything it printed (after it ended).
+    pub fn output(&mut self) -> (String, String) {
+        let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+        let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+        (stdout, stderr)
+    }
+
+    fn kill_group(&self) {
+        // SAFETY: as above; -pid is the group the child leads (process_group(0)).
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill_group();
+        let _ = self.child.wait();
+    }
+}
 
 /// The first line `stream` gives within 20 seconds.
 pub fn first_line(stream: impl Read + Send + 'static) -> String {

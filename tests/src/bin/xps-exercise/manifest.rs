@@ -6,24 +6,16 @@
 //! Format: `key: value` lines; `[NAME]` starts a function; `hint1:` and `hint2:` are followed
 //! by their text, indented by four spaces; `#` starts a comment line.
 
-/// The milestones in the page's order: the test-name prefixes `check` filters on, and how it
-/// names them to a learner.
-pub const MILESTONES: [(&str, &str); 6] = [
-    ("milestone_1", "Milestone #1"),
-    ("milestone_2", "Milestone #2"),
-    ("course_check_1", "the course's automated check 1"),
-    ("course_check_2", "the course's automated check 2"),
-    ("course_check_3", "the course's automated check 3"),
-    ("extra", "the workspace's extras (beyond the course)"),
-];
+use xps_tests::Milestone;
 
-/// The position of `milestone` in [`MILESTONES`].
-pub fn milestone_index(milestone: &str) -> Option<usize> {
-    MILESTONES.iter().position(|(prefix, _)| *prefix == milestone)
+/// The milestone whose prefix (`milestone_1`, `extra`, ...) is `prefix`: the registry's
+/// [`Milestone::ORDER`] is the one list of milestones.
+pub fn milestone_named(prefix: &str) -> Option<Milestone> {
+    Milestone::ORDER.into_iter().find(|m| m.prefix() == prefix)
 }
 
 /// One learner-written function.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Function {
     /// Its name, as in the code and the page.
     pub name: String,
@@ -32,13 +24,28 @@ pub struct Function {
     /// The page's section that explains it.
     pub section: String,
     /// The first milestone whose checks fail while it is `todo!()`.
-    pub milestone: String,
+    pub milestone: Milestone,
     /// Stage 7: the stage 6 function whose logic the page says it keeps.
     pub stage6: Option<String>,
     /// For `main`: the skeleton keeps the body's lines up to the one containing this text.
     pub keep_through: Option<String>,
     /// Hint level 1 (what the page asks) and level 2 (the steps in Rust terms).
     pub hints: [String; 2],
+}
+
+impl Function {
+    /// A function called `name`, to be filled in by the manifest's lines.
+    pub fn named(name: &str) -> Function {
+        Function {
+            name: name.to_string(),
+            file: String::new(),
+            section: String::new(),
+            milestone: Milestone::M1,
+            stage6: None,
+            keep_through: None,
+            hints: Default::default(),
+        }
+    }
 }
 
 /// One stage's manifest.
@@ -96,6 +103,8 @@ pub fn load(stage: u8) -> Option<Manifest> {
 pub fn parse(text: &str) -> Result<Manifest, String> {
     let mut manifest = Manifest::default();
     let mut hint: Option<usize> = None;
+    // Whether each function has its `milestone:` line (there is no default).
+    let mut milestone_given: Vec<bool> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let n = n + 1;
         if let Some(level) = hint {
@@ -118,7 +127,8 @@ pub fn parse(text: &str) -> Result<Manifest, String> {
             continue;
         }
         if let Some(name) = trimmed.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
-            manifest.functions.push(Function { name: name.to_string(), ..Function::default() });
+            manifest.functions.push(Function::named(name));
+            milestone_given.push(false);
             continue;
         }
         let (key, value) = trimmed.split_once(':').ok_or(format!("line {n}: expected `key: value`"))?;
@@ -137,8 +147,10 @@ pub fn parse(text: &str) -> Result<Manifest, String> {
             "file" => f.file = value,
             "section" => f.section = value,
             "milestone" => {
-                milestone_index(&value).ok_or(format!("line {n}: unknown milestone `{value}`"))?;
-                f.milestone = value;
+                f.milestone = milestone_named(&value).ok_or(format!("line {n}: unknown milestone `{value}`"))?;
+                if let Some(given) = milestone_given.last_mut() {
+                    *given = true;
+                }
             }
             "stage6" => f.stage6 = Some(value),
             "keep_through" => f.keep_through = Some(value),
@@ -146,11 +158,11 @@ pub fn parse(text: &str) -> Result<Manifest, String> {
             _ => return Err(format!("line {n}: unknown key `{key}`")),
         }
     }
-    for f in &mut manifest.functions {
+    for (f, milestone_given) in manifest.functions.iter_mut().zip(milestone_given) {
         for h in &mut f.hints {
             *h = h.trim_end().to_string();
         }
-        if f.file.is_empty() || f.section.is_empty() || f.milestone.is_empty() || f.hints.iter().any(String::is_empty) {
+        if f.file.is_empty() || f.section.is_empty() || !milestone_given || f.hints.iter().any(String::is_empty) {
             return Err(format!("[{}] needs file, section, milestone, hint1 and hint2", f.name));
         }
     }
@@ -169,7 +181,7 @@ mod tests {
         for stage in [6, 7] {
             let m = load(stage).unwrap();
             assert_eq!(m.stage, stage);
-            let order: Vec<usize> = m.functions.iter().map(|f| milestone_index(&f.milestone).unwrap()).collect();
+            let order: Vec<Milestone> = m.functions.iter().map(|f| f.milestone).collect();
             assert!(order.windows(2).all(|w| w[0] <= w[1]), "stage {stage}: functions in milestone order");
         }
     }

@@ -1,7 +1,7 @@
 //! Turning the reference into the skeleton: each learner function's body becomes a `todo!()`
 //! naming the function and the page's section; everything else stays as it is.
 
-use crate::manifest::{Function, Manifest};
+use crate::manifest::Function;
 use xps_tests::rust_src::{FnSpan, code_mask, find_fn};
 
 /// The one line `start` adds to the crate root (see [`allow_line`]); this is how it begins.
@@ -124,31 +124,12 @@ pub fn remove_allow_line(src: &str) -> String {
     src.split_inclusive('\n').filter(|l| !is_allow_line(l)).collect()
 }
 
-/// The whole skeleton of one file of `manifest`: every learner function of `file` replaced,
-/// from the reference text `reference`. `comment_for` gives stage 7's stage 6 comment.
-pub fn skeleton_file(
-    manifest: &Manifest,
-    file: &str,
-    reference: &str,
-    comment_for: &dyn Fn(&Function) -> Option<String>,
-) -> Result<String, String> {
-    let mut text = reference.to_string();
-    for f in manifest.functions.iter().filter(|f| f.file == file) {
-        let comment = comment_for(f);
-        text = replace_body(manifest.stage, f, &text, reference, comment.as_deref())?;
-    }
-    if file == manifest.crate_root {
-        text = add_allow_line(&text, manifest.stage);
-    }
-    Ok(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn function(name: &str) -> Function {
-        Function { name: name.into(), section: "a {b} \"c\"".into(), ..Function::default() }
+        Function { section: "a {b} \"c\"".into(), ..Function::named(name) }
     }
 
     #[test]

@@ -8,42 +8,22 @@ use crate::run::Ctx;
 use crate::skeleton::is_todo;
 use xps_tests::rust_src::find_fn;
 
-/// The ref `start` records the reference commit in: outside the working tree, so hints level 3,
-/// `compare`, `reset` and `solution` still find the reference after the learner commits.
-pub fn ref_name(stage: u8) -> String {
-    format!("refs/xps-exercise/stage{stage:02}")
+/// `REV:./PATH`: git reads a path that starts with `./` relative to the folder it runs in, the
+/// workspace root (`git -C ROOT`), so every path works whether the workspace is a repository of
+/// its own or a subfolder of a bigger one.
+fn at(rev: &str, path: &str) -> String {
+    format!("{rev}:./{path}")
 }
 
-/// The commit `start` recorded for `stage`, if any.
-pub fn recorded(ctx: &Ctx, stage: u8) -> Option<String> {
-    let out = ctx.git(&["rev-parse", "--verify", "--quiet", &format!("{}^{{commit}}", ref_name(stage))]);
-    out.ok().then(|| out.stdout.trim().to_string())
-}
-
-/// Where the reference comes from: the recorded commit, else `HEAD`.
-pub fn reference_rev(ctx: &Ctx, stage: u8) -> String {
-    recorded(ctx, stage).unwrap_or_else(|| "HEAD".to_string())
-}
-
-/// `git show REV:PATH`.
+/// `git show REV:PATH` (`PATH` relative to the workspace root).
 pub fn show(ctx: &Ctx, rev: &str, path: &str) -> Result<String, String> {
-    let out = ctx.git(&["show", &format!("{rev}:{path}")]);
-    if out.ok() { Ok(out.stdout) } else { Err(format!("git show {rev}:{path}: {}", out.stderr.trim())) }
-}
-
-/// The files under `dir` at `rev`.
-pub fn ls_tree(ctx: &Ctx, rev: &str, dir: &str) -> Result<Vec<String>, String> {
-    let out = ctx.git(&["ls-tree", "-r", "--name-only", rev, "--", dir]);
-    if out.ok() {
-        Ok(out.stdout.lines().map(str::to_string).collect())
-    } else {
-        Err(format!("git ls-tree {rev} {dir}: {}", out.stderr.trim()))
-    }
+    let out = ctx.git(&["show", &at(rev, path)]);
+    if out.ok() { Ok(out.stdout) } else { Err(format!("git show {}: {}", at(rev, path), out.stderr.trim())) }
 }
 
 /// The tree id of `dir` at `rev`.
 pub fn tree_id(ctx: &Ctx, rev: &str, dir: &str) -> Option<String> {
-    let out = ctx.git(&["rev-parse", "--verify", "--quiet", &format!("{rev}:{dir}")]);
+    let out = ctx.git(&["rev-parse", "--verify", "--quiet", &at(rev, dir)]);
     out.ok().then(|| out.stdout.trim().to_string())
 }
 
@@ -165,7 +145,8 @@ pub fn fn_state(ctx: &Ctx, f: &Function) -> (FnState, usize) {
 }
 
 /// Stage 7: the comment `start 7` puts above a `todo!()` whose page says it keeps stage 6's
-/// logic: the learner's own stage 6 function if they wrote it, else the reference's.
+/// logic: the learner's own stage 6 function if they wrote it (written, and not the text of stage
+/// 6's verified reference), else the reference's.
 pub fn stage6_comment(ctx: &Ctx, f: &Function) -> Option<String> {
     let name = f.stage6.as_ref()?;
     let stage6 = crate::manifest::load(6)?;
@@ -173,14 +154,13 @@ pub fn stage6_comment(ctx: &Ctx, f: &Function) -> Option<String> {
     let dedent = |text: &str, indent: &str| -> String {
         text.lines().map(|l| l.strip_prefix(indent).unwrap_or(l)).collect::<Vec<_>>().join("\n")
     };
-    let rev = reference_rev(ctx, 6);
-    let reference = show(ctx, &rev, file).ok()?;
-    let ref_span = find_fn(&reference, name)?;
-    // The learner's own: written (no todo!()) and not the reference's text.
+    let reference = crate::reference::find(ctx, &stage6).ok();
+    let reference_text = reference.as_ref().and_then(|r| show(ctx, r.commit(), file).ok());
     if let Ok(own) = read(ctx, file)
         && let Some(span) = find_fn(&own, name)
         && !is_todo(span.body(&own))
-        && span.text(&own) != ref_span.text(&reference)
+        && reference_text.as_deref().and_then(|r| find_fn(r, name).map(|s| s.text(r).to_string()))
+            != Some(span.text(&own).to_string())
     {
         return Some(format!(
             "Your stage 6 {name}() ({file}:{}); the page keeps its logic here:\n\n{}",
@@ -188,7 +168,8 @@ pub fn stage6_comment(ctx: &Ctx, f: &Function) -> Option<String> {
             dedent(span.text(&own), &span.indent)
         ));
     }
-    let span = ref_span;
+    let reference = reference_text?;
+    let span = find_fn(&reference, name)?;
     if is_todo(span.body(&reference)) {
         return None;
     }
