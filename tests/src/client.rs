@@ -99,17 +99,20 @@ impl Client {
                 "the reply is built there: the message reversed byte for byte, a trailing \\n kept last, sent \
                  to this connection",
             ),
-            ReadEnd::TimedOut if received.is_empty() && was_read(server, sent) => (
-                "got no reply",
-                Role::ReadHandler,
-                "the server read the message (its [CLIENT MESSAGE] line is below) but sent nothing back",
-            ),
-            ReadEnd::TimedOut if received.is_empty() => (
-                "got no reply",
-                Role::Dispatch,
-                "the message was never read (no [CLIENT MESSAGE] line): the loop must hand this connection's \
-                 read event to its read handler",
-            ),
+            ReadEnd::TimedOut if received.is_empty() => match crate::diagnose::no_reply(server, &self.stream) {
+                Some((role, why)) => ("got no reply", role, why),
+                None if was_read(server, sent) => (
+                    "got no reply",
+                    Role::ReadHandler,
+                    "the server read the message (its [CLIENT MESSAGE] line is below) but sent nothing back",
+                ),
+                None => (
+                    "got no reply",
+                    Role::Dispatch,
+                    "the message was never read (no [CLIENT MESSAGE] line): the loop must hand this connection's \
+                     read event to its read handler",
+                ),
+            },
             ReadEnd::TimedOut => {
                 ("got only part of the reply", Role::ReadHandler, "send() until every byte is written")
             }

@@ -4,8 +4,10 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::net::TcpStream;
+
 use crate::panic::Panic;
-use crate::{Failure, Role, Server};
+use crate::{Failure, Role, Server, procfs};
 
 /// How many of the server's last lines a failure shows.
 const LOG_LINES: usize = 25;
@@ -68,4 +70,40 @@ pub fn verify_listening(server: &Server) -> Result<(), Failure> {
         )
     };
     Err(failure.log_of(server))
+}
+
+/// Why `client` got no reply, read from the server's sockets: still waiting to be accepted,
+/// accepted but attached to no epoll instance, attached with its bytes still unread, or read and
+/// not answered. Each points to the page function whose part it is. `None` when `/proc` does not
+/// tell (the connection is gone, or the server belongs to another user).
+pub fn no_reply(server: &Server, client: &TcpStream) -> Option<(Role, &'static str)> {
+    let (mine, theirs) = (client.local_addr().ok()?, client.peer_addr().ok()?);
+    let socket = procfs::tcp_sockets().into_iter().find(|s| s.local == theirs && s.remote == mine)?;
+    if socket.inode == 0 {
+        return Some((
+            Role::Dispatch,
+            "the client is still waiting in the listener's queue: when epoll reports the listening socket, \
+             the loop must call the listener's handler, which accept()s it and creates its connection",
+        ));
+    }
+    let (pid, fd) = server.pids().into_iter().find_map(|pid| {
+        let fd = procfs::fds(pid).ok()?.into_iter().find(|f| f.socket_inode() == Some(socket.inode))?;
+        Some((pid, fd.fd))
+    })?;
+    let attached = procfs::epolls(pid).ok()?.iter().any(|(_, watched)| watched.contains(&fd));
+    Some(if !attached {
+        (
+            Role::ConnectionCreate,
+            "the server accepted the client, but no epoll instance watches its socket: creating the \
+             connection must attach it to the loop",
+        )
+    } else if socket.rx_queue > 0 {
+        (
+            Role::Dispatch,
+            "the client's bytes wait unread in its socket, which the loop watches: when epoll reports it, \
+             the loop must call the connection's read handler",
+        )
+    } else {
+        (Role::ReadHandler, "the server read the client's bytes and sent nothing back")
+    })
 }

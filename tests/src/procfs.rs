@@ -263,7 +263,10 @@ pub struct TcpSocket {
     pub remote: SocketAddr,
     /// Its state.
     pub state: TcpState,
-    /// Its inode: `/proc/<pid>/fd/N -> socket:[inode]` names the same socket.
+    /// How many received bytes wait in it, not yet read by its owner.
+    pub rx_queue: u32,
+    /// Its inode: `/proc/<pid>/fd/N -> socket:[inode]` names the same socket; 0 for a connection
+    /// still waiting in its listener's queue to be accepted.
     pub inode: u64,
     /// Whether an IPv6 socket takes IPv6 connections only: always `None`, as `/proc` does not
     /// tell (see the module's documentation).
@@ -284,6 +287,15 @@ pub fn tcp_sockets() -> Vec<TcpSocket> {
 /// Every TCP socket in the LISTEN state in this network namespace.
 pub fn listening_tcp() -> Vec<TcpSocket> {
     tcp_sockets().into_iter().filter(|s| s.state == TcpState::Listen).collect()
+}
+
+/// The epoll instances among `pid`'s descriptors, each with the descriptors it watches.
+pub fn epolls(pid: u32) -> io::Result<Vec<(i32, Vec<i32>)>> {
+    Ok(fds(pid)?
+        .into_iter()
+        .filter(|f| f.target.to_str() == Some("anon_inode:[eventpoll]"))
+        .filter_map(|f| Some((f.fd, epoll_targets(pid, f.fd).ok()?)))
+        .collect())
 }
 
 /// The socket fds of `pid` that are not listening sockets (its connections), in order.
@@ -316,6 +328,7 @@ fn parse_tcp_line(line: &str, v6: bool) -> Option<TcpSocket> {
         local: parse_proc_addr(fields[1], v6)?,
         remote: parse_proc_addr(fields[2], v6)?,
         state: TcpState::from_code(u8::from_str_radix(fields[3], 16).ok()?),
+        rx_queue: u32::from_str_radix(fields[4].split_once(':')?.1, 16).ok()?,
         inode: fields[9].parse().ok()?,
         v6only: None,
     })

@@ -127,12 +127,18 @@ pub fn port_in_use_exits_1_naming_host_port_and_os_error(target: &Target) -> Res
     };
     let destroyed = format!("destroyed listener on port {first}");
     if !log.lines().any(|l| l.starts_with("[DEBUG]") && l.ends_with(&destroyed)) {
-        return Err(Failure::new(format!(
+        let failure = Failure::new(format!(
             "the listener on port {first}, created before port {port} failed, was not destroyed before the exit"
         ))
-        .detail("expected", format!("with XPS_DEBUG=1, a `[DEBUG] ... {destroyed}` line before the exit"))
-        .blame(Role::Main, "when a listener cannot be created, destroy the ones already created before exiting")
-        .with_log(&log));
+        .detail("expected", format!("with XPS_DEBUG=1, a `[DEBUG] ... {destroyed}` line before the exit"));
+        // A listener was destroyed, but its line names another port: the log line is wrong.
+        let failure = if log.lines().any(|l| l.starts_with("[DEBUG]") && l.contains("destroyed listener on port")) {
+            failure.blame(Role::ListenerDestroy, "its DEBUG line must name the listener's own port (listener.port)")
+        } else {
+            failure
+                .blame(Role::Main, "when a listener cannot be created, destroy the ones already created before exiting")
+        };
+        return Err(failure.with_log(&log));
     }
     Ok(())
 }
