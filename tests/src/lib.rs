@@ -9,7 +9,7 @@
 //! - [`harness`]: runs one check on a thread within its time limit, catches panics, resolves the
 //!   blame ([`blame`]) and writes its [`record`]s.
 //! - [`report`]: a check's [`Failure`], a typed value until it is printed.
-//! - [`checks`] and [`hardening`]: the checks that talk to a server; [`Server`] starts and stops
+//! - [`checks`]: the checks that talk to a server; [`Server`] starts and stops
 //!   the server under test, [`Client`] talks to it with a timeout on every read.
 //! - [`process`]: the one runner that starts, signals and reaps processes; [`procfs`]: all
 //!   that is read from `/proc`; [`binaries`]: the workspace's binaries, found at run time.
@@ -21,7 +21,6 @@ pub mod checks;
 mod client;
 mod crash;
 pub mod diagnose;
-pub mod hardening;
 pub mod harness;
 pub mod in_process;
 pub mod json;

@@ -352,31 +352,31 @@ macro_rules! with_checks {
 
         // ---- Extras: hardening --------------------------------------------------------------------
         extra_out_of_fds_the_server_does_not_spin_keeps_serving_and_accepts_again {
-            run: binary(hardening::out_of_fds_the_server_does_not_spin_keeps_serving_and_accepts_again),
+            run: binary(checks::hardening::fds::out_of_fds_the_server_does_not_spin_keeps_serving_and_accepts_again),
             stages: Both, milestone: Extra, limit: 120, any_build: false,
             blames: [ConnectionHandler],
             expects: "out of file descriptors (ulimit -n 64), the server does not spin, keeps serving its clients and accepts again once fds free up",
         }
         extra_connect_round_trip_close_1000_times_leaks_no_fd {
-            run: server(hardening::connect_round_trip_close_1000_times_leaks_no_fd),
+            run: server(checks::hardening::fds::connect_round_trip_close_1000_times_leaks_no_fd),
             stages: Both, milestone: Extra, limit: 120, any_build: false,
             blames: [ConnectionDestroy, ReadHandler],
             expects: "1000 clients that connect, maybe send, and leave give every fd back",
         }
         extra_storm_of_random_clients_gets_every_byte_back_and_leaks_no_fd {
-            run: server(hardening::storm_of_random_clients_gets_every_byte_back_and_leaks_no_fd),
+            run: server(checks::hardening::load::storm_of_random_clients_gets_every_byte_back_and_leaks_no_fd),
             stages: Both, milestone: Extra, limit: 180, any_build: false,
             blames: [ReadHandler, ConnectionDestroy],
             expects: "many clients at once, random sizes, disconnects and resets: every byte comes back, no fd leaks",
         }
         extra_one_mib_streamed_while_reading_comes_back_whole {
-            run: server(hardening::one_mib_streamed_while_reading_comes_back_whole),
+            run: server(checks::hardening::load::one_mib_streamed_while_reading_comes_back_whole),
             stages: Both, milestone: Extra, limit: 120, any_build: false,
             blames: [ReadHandler],
             expects: "1 MiB streamed by a client that reads as it sends comes back whole, each recv()'s bytes reversed",
         }
         extra_memory_stays_flat_however_much_a_client_sends {
-            run: server(hardening::memory_stays_flat_however_much_a_client_sends),
+            run: server(checks::hardening::load::memory_stays_flat_however_much_a_client_sends),
             stages: Both, milestone: Extra, limit: 120, any_build: false,
             blames: [ReadHandler],
             expects: "the server's memory does not grow with what a client sends",

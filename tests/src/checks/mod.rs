@@ -9,6 +9,7 @@
 pub mod bytes;
 pub mod command_line;
 pub mod course;
+pub mod hardening;
 pub mod leaks;
 pub mod milestone_2;
 pub mod misbehaviour;
