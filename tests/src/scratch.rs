@@ -34,27 +34,21 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// A fresh copy of the workspace `from` in `target_dir(from)/NAME/ws`, committed.
+    /// A fresh copy of the workspace `from` in `target_dir(from)/NAME/ws`, committed, building in
+    /// `target_dir(from)/NAME/target`.
     pub fn create(from: &Path, name: &str) -> Result<Scratch, String> {
         let base = target_dir(from).join(name);
-        let scratch = Scratch { root: base.join("ws"), target: base.join("target") };
-        let files = git(from, &["ls-files", "-z", "--cached", "--others", "--exclude-standard"])?;
-        if scratch.root.exists() {
-            fs::remove_dir_all(&scratch.root).map_err(|e| format!("cannot remove {}: {e}", scratch.root.display()))?;
-        }
-        for file in files.split('\0').filter(|f| !f.is_empty()) {
-            let source = from.join(file);
-            if !source.is_file() {
-                continue;
-            }
-            let copy = scratch.root.join(file);
-            fs::create_dir_all(copy.parent().expect("a file has a parent")).map_err(|e| e.to_string())?;
-            fs::copy(&source, &copy).map_err(|e| format!("cannot copy {file}: {e}"))?;
-        }
-        git(&scratch.root, &["init", "-q"])?;
-        git(&scratch.root, &["add", "-A"])?;
+        Scratch::create_at(from, &base.join("ws"), &base.join("target"))
+    }
+
+    /// A fresh copy of the workspace `from` in `root` (emptied first), committed as the first
+    /// commit of branch `main`, building in `target`.
+    pub fn create_at(from: &Path, root: &Path, target: &Path) -> Result<Scratch, String> {
+        copy_workspace(from, root)?;
+        git(root, &["-c", "init.defaultBranch=main", "init", "-q"])?;
+        git(root, &["add", "-A"])?;
         git(
-            &scratch.root,
+            root,
             &[
                 "-c",
                 "user.name=scratch",
@@ -65,10 +59,10 @@ impl Scratch {
                 "commit",
                 "-q",
                 "-m",
-                "reference",
+                "the course's workspace",
             ],
         )?;
-        Ok(scratch)
+        Ok(Scratch { root: root.to_path_buf(), target: target.to_path_buf() })
     }
 
     /// The path of `file` (relative to the workspace) in the copy.
@@ -101,6 +95,25 @@ impl Scratch {
         cmd.current_dir(&self.root).env("CARGO_TARGET_DIR", &self.target);
         cmd
     }
+}
+
+/// Copies the workspace `from`'s files (tracked and untracked, not ignored: what `git ls-files`
+/// lists) into `to`, emptied first; no `.git`.
+pub fn copy_workspace(from: &Path, to: &Path) -> Result<(), String> {
+    let files = git(from, &["ls-files", "-z", "--cached", "--others", "--exclude-standard"])?;
+    if to.exists() {
+        fs::remove_dir_all(to).map_err(|e| format!("cannot remove {}: {e}", to.display()))?;
+    }
+    for file in files.split('\0').filter(|f| !f.is_empty()) {
+        let source = from.join(file);
+        if !source.is_file() {
+            continue;
+        }
+        let copy = to.join(file);
+        fs::create_dir_all(copy.parent().expect("a file has a parent")).map_err(|e| e.to_string())?;
+        fs::copy(&source, &copy).map_err(|e| format!("cannot copy {file}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// `git ARGS` in `dir`; its stdout, or why it failed.

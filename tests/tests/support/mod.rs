@@ -9,12 +9,14 @@
 #![allow(dead_code, reason = "each test file uses the part it needs")]
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
 use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
+use xps_tests::process::{Options, Process, run_bounded};
+use xps_tests::scratch::{self, Scratch};
 
 /// The workspace this test belongs to.
 pub fn workspace() -> PathBuf {
@@ -39,17 +41,16 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs `git ARGS` in `dir`; panics with its output if it fails.
+/// Runs `git ARGS` in `dir` (as the learner); panics with its output if it fails.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=learner", "-c", "user.email=learner@localhost", "-c", "commit.gpgsign=false"])
+    let mut cmd = Command::new("git");
+    cmd.args(["-c", "user.name=learner", "-c", "user.email=learner@localhost", "-c", "commit.gpgsign=false"])
         .args(["-c", "init.defaultBranch=main", "-c", "protocol.file.allow=always"])
         .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
+        .current_dir(dir);
+    let out = run_bounded(cmd, Duration::from_secs(120)).expect("git runs");
     assert!(
-        out.status.success(),
+        out.status.is_some_and(|s| s.success()),
         "git {} failed in {}:\n{}",
         args.join(" "),
         dir.display(),
@@ -60,29 +61,13 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// Copies the workspace's files into `dir` (emptied first), without git.
 pub fn copy_workspace(dir: &Path) {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).expect("remove the old scratch copy");
-    }
-    let files = git(&workspace(), &["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
-    for file in files.split('\0').filter(|f| !f.is_empty()) {
-        let from = workspace().join(file);
-        if !from.is_file() {
-            continue;
-        }
-        let to = dir.join(file);
-        std::fs::create_dir_all(to.parent().expect("a file has a folder")).expect("create the folder");
-        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {file}: {e}"));
-    }
+    scratch::copy_workspace(&workspace(), dir).unwrap_or_else(|e| panic!("copy the workspace: {e}"));
 }
 
 /// A scratch copy at `base()/NAME`, committed as the repository's first commit on `main`.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = base().join(name);
-    copy_workspace(&dir);
-    git(&dir, &["init", "-q"]);
-    git(&dir, &["add", "-A"]);
-    git(&dir, &["commit", "-q", "-m", "the course's workspace"]);
-    dir
+    Scratch::create_at(&workspace(), &dir, &shared_target()).unwrap_or_else(|e| panic!("a scratch copy: {e}")).root
 }
 
 /// Replaces `old` with `new` in `file` of the workspace at `root` (`old` must be there once).
@@ -132,10 +117,10 @@ pub fn exercise(root: &Path, args: &[&str], limit: Duration) -> Ran {
     exercise_in(root, &shared_target(), root, args, limit)
 }
 
-/// A process started in a group of its own, with its output collected by threads; dropping it
-/// kills the whole group, a panicking test included.
+/// A process started through the kit's runner (a group of its own), with its output collected
+/// by threads; dropping it stops everything it started, a panicking test included.
 pub struct Running {
-    child: Child,
+    process: Process,
     stdout: Option<thread::JoinHandle<String>>,
     stderr: Option<thread::JoinHandle<String>>,
     /// Chunks of stdout as they came, with when: for tests of what is printed when.
@@ -144,12 +129,13 @@ pub struct Running {
 
 impl Running {
     /// Starts `cmd` with stdout and stderr piped.
-    pub fn start(mut cmd: Command) -> Running {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("could not start {:?}: {e}", cmd.get_program()));
+    pub fn start(cmd: Command) -> Running {
+        let program = cmd.get_program().to_owned();
+        let mut process =
+            Process::spawn(cmd, &Options::default()).unwrap_or_else(|e| panic!("could not start {program:?}: {e}"));
         let chunks = std::sync::Arc::new(Mutex::new(Vec::new()));
         let sink = std::sync::Arc::clone(&chunks);
-        let mut out = child.stdout.take().expect("piped");
+        let mut out = process.take_stdout().expect("piped");
         let stdout = thread::spawn(move || {
             let mut all = Vec::new();
             let mut buf = [0u8; 4096];
@@ -160,36 +146,26 @@ impl Running {
             }
             String::from_utf8_lossy(&all).into_owned()
         });
-        let mut err = child.stderr.take().expect("piped");
+        let mut err = process.take_stderr().expect("piped");
         let stderr = thread::spawn(move || {
             let mut all = String::new();
             let _ = err.read_to_string(&mut all);
             all
         });
-        Running { child, stdout: Some(stdout), stderr: Some(stderr), chunks }
+        Running { process, stdout: Some(stdout), stderr: Some(stderr), chunks }
     }
 
-    /// Waits up to `limit` for the exit; kills the group then. The exit code (`None`: killed).
+    /// Waits up to `limit` for the exit; stops the run then. The exit code (`None`: killed).
     pub fn wait(&mut self, limit: Duration) -> Option<i32> {
         self.wait_status(limit).and_then(|status| status.code())
     }
 
-    /// Waits up to `limit` for the exit and kills what is left of the group; `None` if it was
+    /// Waits up to `limit` for the exit and stops what is left of the run; `None` if it was
     /// still running then.
     pub fn wait_status(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.kill_group();
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                self.kill_group();
-                let _ = self.child.wait();
-                return None;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        let status = self.process.wait_exit(limit);
+        self.process.stop(Duration::ZERO);
+        status
     }
 
     /// stdout so far, as text.
@@ -211,8 +187,7 @@ impl Running {
 
     /// Sends `signal` to the process.
     pub fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill() takes no pointers; the pid is our unreaped child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        let _ = self.process.signal(signal);
     }
 
     /// Everything it printed (after it ended).
@@ -220,18 +195,6 @@ impl Running {
         let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
         let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
         (stdout, stderr)
-    }
-
-    fn kill_group(&self) {
-        // SAFETY: as above; -pid is the group the child leads (process_group(0)).
-        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill_group();
-        let _ = self.child.wait();
     }
 }
 

@@ -25,6 +25,7 @@ use crate::runner::{self, Options};
 use crate::skeleton;
 use xps_tests::Milestone;
 use xps_tests::rust_src::{code_mask, find_fn};
+use xps_tests::scratch::Scratch;
 
 /// The page-shaped loop fixture (written with the milestone checks).
 pub const PAGE_SHAPED_LOOP: &str = "tests/exercises/stage07/page_shaped_xps_loop.rs";
@@ -89,45 +90,7 @@ pub fn run(ctx: &Ctx, stages: &[u8]) -> Result<u8, String> {
 
 /// Copies the workspace's files (tracked and untracked, not ignored) into a fresh git repo.
 fn make_scratch(ctx: &Ctx, ws: &Path) -> Result<(), String> {
-    let out = ctx.git(&["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
-    if !out.ok() {
-        return Err(format!("git ls-files failed in {}: {}", ctx.root.display(), out.stderr.trim()));
-    }
-    if ws.exists() {
-        fs::remove_dir_all(ws).map_err(|e| format!("cannot remove {}: {e}", ws.display()))?;
-    }
-    for file in out.stdout.split('\0').filter(|f| !f.is_empty()) {
-        let from = ctx.root.join(file);
-        if !from.is_file() {
-            continue;
-        }
-        let to = ws.join(file);
-        fs::create_dir_all(to.parent().expect("a file has a parent")).map_err(|e| e.to_string())?;
-        fs::copy(&from, &to).map_err(|e| format!("cannot copy {file}: {e}"))?;
-    }
-    let scratch = Ctx { root: ws.to_path_buf(), target_dir: None };
-    for args in [
-        &["init", "-q"][..],
-        &["add", "-A"],
-        &[
-            "-c",
-            "user.name=selftest",
-            "-c",
-            "user.email=selftest@localhost",
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "-q",
-            "-m",
-            "reference",
-        ],
-    ] {
-        let out = scratch.git(args);
-        if !out.ok() {
-            return Err(format!("git {} failed in the scratch copy: {}", args.join(" "), out.stderr.trim()));
-        }
-    }
-    Ok(())
+    Scratch::create_at(&ctx.root, ws, &ws.with_file_name("target")).map(drop)
 }
 
 /// The scratch copy's stage folder back to the reference (its HEAD).
