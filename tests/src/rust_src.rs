@@ -137,26 +137,7 @@ fn raw_string_start(s: &[u8], r: usize) -> bool {
 
 /// Finds `fn NAME` (in code, not in a comment or string) with a body, and its parts.
 pub fn find_fn(src: &str, name: &str) -> Option<FnSpan> {
-    let mask = code_mask(src);
-    let s = src.as_bytes();
-    let mut from = 0;
-    while let Some(pos) = src[from..].find("fn").map(|p| p + from) {
-        from = pos + 2;
-        if !mask[pos] || (pos > 0 && is_ident(s[pos - 1])) || !s.get(pos + 2).is_some_and(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let mut j = pos + 2;
-        while j < s.len() && s[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        if !src[j..].starts_with(name) || s.get(j + name.len()).is_some_and(|&b| is_ident(b)) {
-            continue;
-        }
-        if let Some(span) = fn_parts(src, &mask, pos, j + name.len()) {
-            return Some(span);
-        }
-    }
-    None
+    all_fns(src).into_iter().find(|(found, _)| found == name).map(|(_, span)| span)
 }
 
 /// Every `fn NAME` with a body in `src`, in order: its name and its parts.
