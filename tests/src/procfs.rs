@@ -181,6 +181,20 @@ pub fn wchan(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok().map(|w| w.trim().to_string())
 }
 
+/// The calling thread's id (its `/proc/self/task/<tid>`), from `/proc/thread-self`.
+pub fn current_tid() -> Option<i32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.to_str()?.rsplit('/').next()?.parse().ok()
+}
+
+/// The kernel function thread `tid` of this process sleeps in (`do_epoll_wait`, ...); `None`
+/// when it is running, or gone.
+pub fn own_thread_wchan(tid: i32) -> Option<String> {
+    let wchan = std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan")).ok()?;
+    let wchan = wchan.trim();
+    (!wchan.is_empty() && wchan != "0").then(|| wchan.to_string())
+}
+
 /// The kernel function each thread of `pid` sleeps in (`/proc/<pid>/task/*/wchan`), leaving out
 /// threads that run (`0` or empty).
 pub fn thread_wchans(pid: u32) -> io::Result<Vec<String>> {

@@ -207,6 +207,22 @@ const MISTAKES: &[Mistake] = &[
         old: "        let found = loop_\n            .events\n            .borrow()\n            .get(token.fd as usize)",
         new: "        let events = loop_.events.borrow();\n        let found = events\n            .get(token.fd as usize)",
     },
+    Mistake {
+        stage: 7,
+        function: "xps_loop_run",
+        kind: "a loop that never waits: epoll_wait() skipped",
+        file: S7_LOOP,
+        old: "    loop {\n        debug!(target: \"xps_loop_run()\", \"epoll wait\");",
+        new: "    loop {\n        if std::hint::black_box(true) {\n            continue;\n        }\n        debug!(target: \"xps_loop_run()\", \"epoll wait\");",
+    },
+    Mistake {
+        stage: 7,
+        function: "handle_epoll_events",
+        kind: "events found but their read_cb never called",
+        file: S7_LOOP,
+        old: "            debug!(target: \"handle_epoll_events()\", \"EVENT / read\");",
+        new: "            debug!(target: \"handle_epoll_events()\", \"EVENT / read\");\n            continue;",
+    },
     // ---- stage 7, Milestone #2: the core, the listener and the connection ----
     Mistake {
         stage: 7,

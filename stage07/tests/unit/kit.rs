@@ -12,9 +12,10 @@ use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, mpsc};
 
+use std::thread;
 use std::time::Duration;
 
 use shared::sys;
@@ -241,6 +242,8 @@ pub struct Progress {
     pub woken: AtomicBool,
     /// A scenario's own value (the fd-reuse check: whether the fd number was reused).
     pub note: AtomicI64,
+    /// The loop thread's id, to see where it waits (`/proc/self/task/<tid>/wchan`); 0 unknown.
+    tid: AtomicI32,
     /// The fewest loop events an `xps_loop_attach()` kept (1: it keeps the one it created),
     /// `i64::MAX` before any attach.
     kept_by_attach: AtomicI64,
@@ -445,6 +448,7 @@ pub fn run_scenario(plan: Plan) -> Outcome {
         phase: AtomicU8::new(Phase::Creating as u8),
         calls: Default::default(),
         woken: AtomicBool::new(false),
+        tid: AtomicI32::new(0),
         kept_by_attach: AtomicI64::new(i64::MAX),
         freed_by_detach: AtomicI64::new(i64::MAX),
         note: AtomicI64::new(0),
@@ -463,6 +467,7 @@ pub fn run_scenario(plan: Plan) -> Outcome {
 }
 
 fn run_on_this_thread(plan: Plan, progress: Arc<Progress>) -> Outcome {
+    progress.tid.store(xps_tests::procfs::current_tid().unwrap_or(0), Ordering::SeqCst);
     let created = {
         let _calling = calling("xps_loop_create");
         xps_loop_create()
@@ -518,6 +523,23 @@ fn run_on_this_thread(plan: Plan, progress: Arc<Progress>) -> Outcome {
     }
 }
 
+/// Whether the loop thread calls `epoll_wait()`: it sleeps there (nothing ready), or, while
+/// events it does not handle stay ready, it keeps entering the kernel, so at least a fifth of the
+/// CPU time it uses over 300 ms is system time. A loop that never calls it spins in user code.
+fn calls_epoll_wait(progress: &Progress) -> bool {
+    let tid = progress.tid.load(Ordering::SeqCst);
+    let Some(before) = (tid > 0).then(|| xps_tests::procfs::stat(tid as u32)).flatten() else { return true };
+    let mut slept_in_epoll = false;
+    for _ in 0..15 {
+        let wchan = xps_tests::procfs::own_thread_wchan(tid);
+        slept_in_epoll |= wchan.as_deref().is_some_and(|w| w.contains("epoll") || w == "ep_poll");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let Some(after) = xps_tests::procfs::stat(tid as u32) else { return true };
+    let (user, system) = (after.utime - before.utime, after.stime - before.stime);
+    slept_in_epoll || user + system == 0 || system * 5 >= user + system
+}
+
 /// The failure when the loop thread has not finished within [`TIMEOUT`].
 fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_called: &[usize]) -> Failure {
     let phase = progress.phase();
@@ -541,6 +563,13 @@ fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_called: &[us
         Failure::new(format!("the loop thread is stuck {} (no return within {TIMEOUT:?})", phase.doing())).blame_with(
             hung(role, "it was called and never returned: look for a loop that never ends or a wait without a timeout"),
         )
+    } else if !progress.woken.load(Ordering::SeqCst) && !calls_epoll_wait(progress) {
+        Failure::new(format!(
+            "a callback was never called: xps_loop_run() ran for {TIMEOUT:?} and never called the read_cb of {}",
+            never.join(", ")
+        ))
+        .detail("observed", "the loop thread never calls epoll_wait(): it spins in its own code")
+        .blame_with(hung(Role::LoopRun, "it must wait in epoll_wait() for events, then handle the batch it returned"))
     } else if !progress.woken.load(Ordering::SeqCst) && progress.kept_by_attach.load(Ordering::SeqCst) <= 0 {
         Failure::new(format!(
             "a callback was never called: xps_loop_run() ran for {TIMEOUT:?} and never called the read_cb of {}",
