@@ -19,12 +19,29 @@ impl Failure {
     pub fn log_of(mut self, server: &Server) -> Self {
         self.log_tail = server.log_tail(LOG_LINES);
         if self.panic.is_none() {
-            self.panic = Panic::parse(&server.log_tail(usize::MAX));
+            self.panic = settled_panic(server);
         }
         if self.panic.is_none() && self.crash.is_empty() {
             self.crash = server.crash_lines();
         }
         self
+    }
+}
+
+/// The server's panic, if it panicked, with its whole backtrace: the report's frames come a
+/// moment after its first line (symbolizing them takes time), and the blame is read from them,
+/// so this waits up to 3 s for the report's closing `note:` line (or the server's exit).
+fn settled_panic(server: &Server) -> Option<Panic> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let output = server.log_tail(usize::MAX);
+        let panic = Panic::parse(&output)?;
+        let report = &output[output.find(" panicked at ").unwrap_or(0)..];
+        let complete = report.lines().any(|l| l.starts_with("note: "));
+        if complete || server.exited().is_some() || Instant::now() >= deadline {
+            return Some(panic);
+        }
+        thread::sleep(Duration::from_millis(50));
     }
 }
 
