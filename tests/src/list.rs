@@ -131,7 +131,7 @@ macro_rules! with_checks {
             blames: [ConnectionCreate],
             expects: "xps_connection_create(core, sock_fd) returns a connection that is in core.connections, has the client's remote_ip and is attached to the core's loop",
         }
-        milestone_2_connection_destroy_detaches_closes_and_leaves_none {
+        milestone_2_connection_destroy_detaches_closes_and_leaves_none_in_core_connections {
             run: in_process(modules::connection_destroy_detaches_closes_and_leaves_none),
             stages: Seven, milestone: M2, limit: 15, any_build: false,
             blames: [ConnectionDestroy],
@@ -192,19 +192,19 @@ macro_rules! with_checks {
 
         // ---- The course's automated checks ------------------------------------------------------
         course_check_1_single_client_on_every_port_100_random_strings {
-            run: server(checks::course::course_check_1_single_client_on_every_port_100_random_strings),
+            run: server(checks::course::single_client_on_every_port_100_random_strings),
             stages: Both, milestone: CourseCheck1, limit: 60, any_build: true,
             blames: [ReadHandler],
             expects: "course check 1 (long strings): on every port, 100 strings of 1-1000 characters, each reversed",
         }
         course_check_2_ten_clients_at_once_on_one_port {
-            run: server(checks::course::course_check_2_ten_clients_at_once_on_one_port),
+            run: server(checks::course::ten_clients_at_once_on_one_port),
             stages: Both, milestone: CourseCheck2, limit: 40, any_build: true,
             blames: [Dispatch, ReadHandler],
             expects: "course check 2: 10 clients on one port send string-<i>; each gets its own reversal",
         }
         course_check_3_disconnect_does_not_affect_other_clients {
-            run: server(checks::course::course_check_3_disconnect_does_not_affect_other_clients),
+            run: server(checks::course::disconnect_does_not_affect_other_clients),
             stages: Both, milestone: CourseCheck3, limit: 40, any_build: true,
             blames: [ReadHandler, ConnectionDestroy],
             expects: "course check 3: after a client leaves, an old and a new client are served",

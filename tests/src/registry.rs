@@ -234,3 +234,26 @@ macro_rules! in_process_tests {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_has_an_id_of_its_own_that_starts_with_its_milestone() {
+        for (i, check) in CHECKS.iter().enumerate() {
+            assert!(
+                CHECKS[..i].iter().all(|other| other.id != check.id),
+                "the id {} is declared twice in tests/src/list.rs",
+                check.id
+            );
+            assert!(
+                check.id.starts_with(check.milestone.prefix()),
+                "{} is in {:?}, so its id must start with `{}`",
+                check.id,
+                check.milestone,
+                check.milestone.prefix()
+            );
+        }
+    }
+}

@@ -10,7 +10,7 @@ use crate::{Client, Failure, Rng, Server};
 /// The course's automated check 1: on every port, one client sends 100 random strings (letters
 /// and digits, up to 1000 characters, each ending in `\n`), one at a time; each reply must be
 /// the reversal.
-pub fn course_check_1_single_client_on_every_port_100_random_strings(server: &Server) -> Result<(), Failure> {
+pub fn single_client_on_every_port_100_random_strings(server: &Server) -> Result<(), Failure> {
     let seed = Rng::seed_from_time();
     let mut rng = Rng::new(seed);
     for &port in server.ports() {
@@ -29,7 +29,7 @@ pub fn course_check_1_single_client_on_every_port_100_random_strings(server: &Se
 
 /// The course's automated check 2: ten clients connect to one port at once and each sends
 /// `string-<i>\n`; each must get its own reversal.
-pub fn course_check_2_ten_clients_at_once_on_one_port(server: &Server) -> Result<(), Failure> {
+pub fn ten_clients_at_once_on_one_port(server: &Server) -> Result<(), Failure> {
     let port = ports(server, 1)?[0];
     let mut clients = Vec::new();
     for i in 0..10 {
@@ -47,7 +47,7 @@ pub fn course_check_2_ten_clients_at_once_on_one_port(server: &Server) -> Result
 
 /// The course's automated check 3: a client disconnects; a client that was already connected
 /// and a new client must both still be served, and the server must not exit.
-pub fn course_check_3_disconnect_does_not_affect_other_clients(server: &Server) -> Result<(), Failure> {
+pub fn disconnect_does_not_affect_other_clients(server: &Server) -> Result<(), Failure> {
     let port = ports(server, 1)?[0];
     let mut leaving = Client::connect(server, port, "leaving client")?;
     let mut staying = Client::connect(server, port, "staying client")?;
