@@ -21,7 +21,8 @@ use shared::sys;
 use xps_tests::harness::calling;
 use xps_tests::{Failure, Role};
 
-use super::kit::{Outcome, Plan, SLOTS, Scenario, eventfd, fail, fd_lock, just_record, live_bytes, run_scenario};
+use super::alloc::live_bytes;
+use super::kit::{Outcome, Plan, SLOTS, Scenario, eventfd, fail, fd_lock, just_record, run_scenario};
 use super::kit::{describe_open_fds, open_fds, within};
 use crate::core::xps_loop::{loop_event_create, loop_event_destroy, xps_loop_attach, xps_loop_create};
 use crate::core::xps_loop::{xps_loop_destroy, xps_loop_detach};

@@ -7,6 +7,7 @@
 //! `in_process_tests!` turns each of stage 7's in-process entries into a `#[test]` that runs its
 //! body through the harness (a thread of its own, a time limit, the blame resolved).
 
+mod alloc;
 mod extra_checks;
 mod kit;
 mod milestone_1;
