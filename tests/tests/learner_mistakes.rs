@@ -223,6 +223,14 @@ const MISTAKES: &[Mistake] = &[
         old: "            debug!(target: \"handle_epoll_events()\", \"EVENT / read\");",
         new: "            debug!(target: \"handle_epoll_events()\", \"EVENT / read\");\n            continue;",
     },
+    Mistake {
+        stage: 7,
+        function: "handle_epoll_events",
+        kind: "the wake-up never handled: the waker's eventfd taken for an unknown event",
+        file: S7_LOOP,
+        old: "        if token == Token::WAKE {",
+        new: "        if token == Token::WAKE && std::hint::black_box(false) {",
+    },
     // ---- stage 7, Milestone #2: the core, the listener and the connection ----
     Mistake {
         stage: 7,

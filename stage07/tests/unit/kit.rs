@@ -432,6 +432,17 @@ fn run_on_this_thread(plan: Plan, progress: Arc<Progress>) -> Outcome {
     }
 }
 
+/// Whether the loop thread sleeps in `epoll_wait()` at some moment of the next 300 ms.
+fn sleeps_in_epoll(progress: &Progress) -> bool {
+    let tid = progress.tid.load(Ordering::SeqCst);
+    tid > 0
+        && (0..15).any(|_| {
+            let wchan = xps_tests::procfs::own_thread_wchan(tid);
+            thread::sleep(Duration::from_millis(20));
+            wchan.as_deref().is_some_and(|w| w.contains("epoll") || w == "ep_poll")
+        })
+}
+
 /// Whether the loop thread calls `epoll_wait()`: it sleeps there (nothing ready), or, while
 /// events it does not handle stay ready, it keeps entering the kernel, so at least a fifth of the
 /// CPU time it uses over 300 ms is system time. A loop that never calls it spins in user code.
@@ -498,14 +509,24 @@ fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_called: &[us
              make epoll carry back what finds that loop event",
         )
     } else {
-        Failure::new(format!(
+        let failure = Failure::new(format!(
             "xps_loop_run() never returned: a callback called LoopWaker::wake() and {TIMEOUT:?} later it still runs"
         ))
-        .detail("expected", "xps_loop_run() returns Ok(()) once the waker's eventfd is reported readable")
-        .blame_with(hung(
-            Role::LoopRun,
-            "it must return Ok(()) once epoll reports the waker's eventfd (xps_loop_create() attached it)",
-        ))
+        .detail("expected", "xps_loop_run() returns Ok(()) once the waker's eventfd is reported readable");
+        if sleeps_in_epoll(progress) {
+            // The wake-up was read (the eventfd is quiet again), and the loop went on waiting.
+            failure
+                .detail("observed", "the loop thread went back to waiting in epoll_wait() after the wake-up")
+                .blame_with(hung(
+                    Role::LoopRun,
+                    "when the batch's handling says the waker's event came, it must return Ok(())",
+                ))
+        } else {
+            // The waker's eventfd stays readable: epoll reports it again and again, and nothing stops.
+            failure
+                .detail("observed", "epoll keeps reporting the waker's eventfd: nothing handles it")
+                .blame(Role::Dispatch, "on the waker's event (Token::WAKE), read the eventfd back and stop the loop")
+        }
     };
     failure.detail("calls", format!("read_cb calls so far: {}", counts.join(", ")))
 }

@@ -24,15 +24,15 @@ pub enum Verdict {
 /// pass, runs every extra and lists those that fail. Returns the exit status (`strict`: failing
 /// extras fail too).
 pub fn check(ctx: &Ctx, m: &Manifest, strict: bool) -> u8 {
-    match run_check(ctx, m) {
+    match run_check(ctx, m, strict) {
         Verdict::AllPass => 0,
         Verdict::ExtrasFail if !strict => 0,
         Verdict::ExtrasFail | Verdict::Fails => 1,
     }
 }
 
-/// `check`'s work and output, without the exit status.
-pub fn run_check(ctx: &Ctx, m: &Manifest) -> Verdict {
+/// `check`'s work and output, without the exit status (`strict`: said where the extras count).
+pub fn run_check(ctx: &Ctx, m: &Manifest, strict: bool) -> Verdict {
     let n = m.stage;
     println!("Stage {n}: building, then the milestones in the page's order (cargo test -p {} PREFIX)", m.krate);
     let bins = match runner::build(ctx, m) {
@@ -45,7 +45,7 @@ pub fn run_check(ctx: &Ctx, m: &Manifest) -> Verdict {
     for milestone in Milestone::ORDER {
         let run = runner::run_milestone(ctx, m, &bins, milestone, Options::for_check(milestone));
         if milestone == Milestone::Extra {
-            return extras(ctx, m, &run);
+            return extras(ctx, m, &run, strict);
         }
         if run.passed() {
             println!("  ok    {}", passed_line(&run));
@@ -94,15 +94,15 @@ fn failed(ctx: &Ctx, m: &Manifest, run: &MilestoneRun) {
 }
 
 /// The extras: how many pass, one line for each that fails, and the Next step for the first.
-fn extras(ctx: &Ctx, m: &Manifest, run: &MilestoneRun) -> Verdict {
+fn extras(ctx: &Ctx, m: &Manifest, run: &MilestoneRun, strict: bool) -> Verdict {
     let n = m.stage;
     let failures = run.failures();
-    println!(
-        "  extras: {} of {} pass{}",
-        run.n_passed(),
-        run.checks.len(),
-        if failures.is_empty() { "" } else { " (beyond the course: they fail `check` only with --strict)" }
-    );
+    let note = match (failures.is_empty(), strict) {
+        (true, _) => "",
+        (false, false) => " (beyond the course: they fail `check` only with --strict)",
+        (false, true) => " (--strict: a failing extra fails `check`)",
+    };
+    println!("  extras: {} of {} pass{note}", run.n_passed(), run.checks.len());
     for (check, failure) in &failures {
         println!("    FAIL  {}: {}", check.id, failure.summary.lines().next().unwrap_or_default());
     }
@@ -116,6 +116,13 @@ fn extras(ctx: &Ctx, m: &Manifest, run: &MilestoneRun) -> Verdict {
     }
     println!();
     println!("Stage {n}: every milestone and course check passes.");
+    if strict && !failures.is_empty() {
+        println!(
+            "check --strict fails: {} of the extras {}.",
+            failures.len(),
+            if failures.len() == 1 { "fails" } else { "fail" }
+        );
+    }
     if n == 6 {
         println!(
             "Next: compare with the reference (scripts/exercise.sh compare 6), then stage 7 (scripts/exercise.sh start 7)."
