@@ -34,11 +34,14 @@ impl Fake {
         Fake { dir }
     }
 
-    /// The Python fake ([`fakes::PYTHON`]).
+    /// The Python fake ([`fakes::PYTHON`]), run by the Python interpreter itself rather than
+    /// through `env` and a version manager's shim, which can take longer to start than the
+    /// tester's first look allows.
     pub fn python(test: &str) -> Fake {
         let fake = Fake::folder(test);
         let path = fake.dir.join("xps");
-        std::fs::write(&path, fakes::PYTHON).unwrap();
+        let script = fakes::PYTHON.replacen("#!/usr/bin/env python3", &format!("#!{}", python3()), 1);
+        std::fs::write(&path, script).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         fake
     }
@@ -68,6 +71,17 @@ impl Drop for Fake {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The Python interpreter's own path (`sys.executable`).
+fn python3() -> &'static str {
+    static FOUND: OnceLock<String> = OnceLock::new();
+    FOUND.get_or_init(|| {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", "import sys; print(sys.executable)"]);
+        let found = run_bounded(cmd, Duration::from_secs(30)).expect("run python3");
+        String::from_utf8_lossy(&found.stdout).trim().to_string()
+    })
 }
 
 /// How a run of a script went.

@@ -16,6 +16,7 @@
 //!
 //! Each check's bodies are in [`xps_tests::checks::tester`]; here is the timeline around them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -210,11 +211,16 @@ impl Run {
                 Finds::Listening => {}
             }
             let slot = Arc::new(Mutex::new(None));
-            let (body_slot, seed, limit) = (Arc::clone(&slot), self.seed, check.limit);
+            let too_slow = Arc::new(AtomicBool::new(false));
+            let (body_slot, body_slow, seed, limit) =
+                (Arc::clone(&slot), Arc::clone(&too_slow), self.seed, check.limit);
             let left = Check { limit: check.limit.saturating_sub(t.elapsed()).max(Duration::from_secs(1)), ..*check };
             let running = Instant::now();
             let ran = started.session.run(&left, self.stage(), move |server| {
-                let client = tester_check_1_on_port(server, port, seed, limit)?;
+                let client = tester_check_1_on_port(server, port, seed, limit).map_err(|failed| {
+                    body_slow.store(failed.too_slow, Ordering::SeqCst);
+                    failed.failure
+                })?;
                 *body_slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(client);
                 Ok(())
             });
@@ -228,7 +234,12 @@ impl Run {
                     fails.push((port, failure));
                 }
             }
-            if ran.timed_out || started.server().exited().is_some() || self.stopping() {
+            // Too slow here is too slow everywhere: the tester would still be on this port.
+            if ran.timed_out
+                || too_slow.load(Ordering::SeqCst)
+                || started.server().exited().is_some()
+                || self.stopping()
+            {
                 break;
             }
         }
