@@ -173,7 +173,9 @@ impl Server {
                     failure = failure.detail("crash", line);
                 }
                 return Err(failure
-                    .hint("is another server already using the port? the output below says why it stopped")
+                    .hint(
+                        "the output below says why it stopped: a port already in use, an argument it refuses, a crash?",
+                    )
                     .log_of(self));
             }
             let now = Instant::now();

@@ -107,9 +107,11 @@ pub fn problem_text(problem: &Problem, report: &Report) -> String {
             seen.crash.clear();
             text.push_str(&format!("what the clients saw:\n{}", seen.render(report.stage)));
         }
-        text.push_str("server output (last lines):\n");
-        for line in problem.output.lines() {
-            text.push_str(&format!("  | {line}\n"));
+        if !problem.output.trim().is_empty() {
+            text.push_str("server output during the check (last lines):\n");
+            for line in problem.output.lines() {
+                text.push_str(&format!("  | {line}\n"));
+            }
         }
         return text;
     }

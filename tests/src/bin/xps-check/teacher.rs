@@ -39,7 +39,7 @@ pub fn run(config: &Config, from: &Path, out: &Path) -> ExitCode {
     }
     let part = if config.official { "the course's tester's checks" } else { "all checks" };
     println!(
-        "{}: {} builds from {}, stage {} ({part}), one after another; each build's report and JUnit file go to {}/",
+        "{}: {} builds from {}, stage {} ({part}), one after another; each build's report and JUnit file go to {}",
         program(),
         builds.len(),
         from.display(),

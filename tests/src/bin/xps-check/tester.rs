@@ -114,15 +114,12 @@ impl Run {
                     );
                     self.out.line("");
                     self.out.line("(the tester's 3 checks not run: the server did not start)");
-                }
-                let why = if self.report.cannot_judge.is_some() {
-                    "the build could not be judged"
+                    self.not_run([one, two, three].map(|c| c.id), Part::Tester, "the server did not start");
                 } else {
-                    "the server did not start"
-                };
-                let rest =
-                    [network, one, two, three].into_iter().filter(|c| !self.report.cases.iter().any(|k| k.id == c.id));
-                self.not_run(rest.map(|c| c.id).collect::<Vec<_>>(), Part::Tester, why);
+                    let outcome = Outcome::NotRun("the build could not be judged (why: below)".into());
+                    self.record(network.id, Part::Tester, outcome, t0.elapsed());
+                    self.not_run([one, two, three].map(|c| c.id), Part::Tester, "the build could not be judged");
+                }
                 return;
             }
         };

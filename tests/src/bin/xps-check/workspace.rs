@@ -69,7 +69,13 @@ impl Run {
             let (session, missing) = match self.start(ports, how) {
                 Ok(started) => started,
                 Err(None) => {
-                    self.not_run(rest(), Part::Workspace, "the build could not be judged");
+                    let outcome = Outcome::NotRun("the build could not be judged (why: below)".into());
+                    self.record(check.id, Part::Workspace, outcome, started.elapsed());
+                    self.not_run(
+                        checks[i + 1..].iter().map(|c| c.id),
+                        Part::Workspace,
+                        "the build could not be judged",
+                    );
                     return;
                 }
                 Err(Some(failure)) => {
