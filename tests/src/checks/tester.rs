@@ -54,6 +54,7 @@ fn first_chunk(stream: &TcpStream) -> Result<Vec<u8>, NoChunk> {
 
 /// The failure for a reply that did not come to `msg`, `what` naming it (`string 3 of 1000`).
 fn no_reply(server: &Server, client: &Client, msg: &[u8], what: &str, why: NoChunk) -> Failure {
+    let closed = matches!(why, NoChunk::Closed);
     let (summary, received) = match why {
         NoChunk::Silent => (
             format!(
@@ -68,13 +69,19 @@ fn no_reply(server: &Server, client: &Client, msg: &[u8], what: &str, why: NoChu
         }
         NoChunk::Failed(e) => (format!("{} got no reply to {what}", client.label()), format!("the socket failed: {e}")),
     };
-    Failure::new(summary)
+    let failure = Failure::new(summary)
         .detail("sent", crate::escape(msg))
         .detail("expected", crate::escape(&crate::expected_reply(msg)))
-        .detail("received", received)
-        .blame(Role::Dispatch, "the loop must hand this connection's read events to its read handler")
-        .hint("look for an ERROR line below")
-        .log_of(server)
+        .detail("received", received);
+    let failure = if closed {
+        failure
+            .blame(Role::ReadHandler, "the server closed this connection without a reply: look for an ERROR line below")
+    } else {
+        failure
+            .blame(Role::Dispatch, "the loop must hand this connection's read events to its read handler")
+            .hint("look for an ERROR line below")
+    };
+    failure.log_of(server)
 }
 
 /// Sends `msg` and compares the first chunk that comes back with its reversal, as the tester does.
@@ -185,7 +192,7 @@ pub fn tester_check_1_on_port(server: &Server, port: u16, seed: u64, limit: Dura
         let msg = tester_string(&mut rng, 100);
         let what = format!("string {n} of {STRINGS_PER_PORT}");
         tester_round_trip(server, &client, &msg, &what)
-            .map_err(|f| failed(f.detail("string", format!("{what} (random seed {seed})"))))?;
+            .map_err(|f| failed(f.detail("string", format!("{n} of {STRINGS_PER_PORT} (random seed {seed})"))))?;
         // The pace is judged on a fair sample: a few replies, over a couple of seconds.
         let whole = started.elapsed() / n as u32 * (STRINGS_PER_PORT * TESTER_PORTS.len()) as u32;
         if n >= 3 && started.elapsed() >= PACE_SAMPLE && whole > limit {

@@ -102,9 +102,11 @@ pub fn problem_text(problem: &Problem, report: &Report) -> String {
             ),
         }
         if let Some(failure) = &problem.failure {
+            // The death explains the rest: what the clients saw, without their own guesses.
             let mut seen = failure.clone();
             seen.log_tail.clear();
             seen.crash.clear();
+            seen.hint.clear();
             text.push_str(&format!("what the clients saw:\n{}", seen.render(report.stage)));
         }
         if !problem.output.trim().is_empty() {
