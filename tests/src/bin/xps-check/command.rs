@@ -44,11 +44,12 @@ impl ServerCommand {
         ServerCommand { words: vec!["sh".into(), "-c".into(), line.into()], dir: Some(dir.to_path_buf()) }
     }
 
-    /// The command as shown to a reader.
+    /// The command as shown to a reader, as a shell would take it (a word with spaces or a
+    /// shell's special characters in single quotes).
     pub fn display(&self) -> String {
         match self.words.as_slice() {
             [sh, c, line] if sh == "sh" && c == "-c" && self.dir.is_some() => line.clone(),
-            words => words.join(" "),
+            words => words.iter().map(|w| quoted(w)).collect::<Vec<_>>().join(" "),
         }
     }
 
@@ -106,6 +107,12 @@ impl ServerCommand {
     }
 }
 
+/// `word`, in single quotes if a shell would split or expand it.
+fn quoted(word: &str) -> String {
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%".contains(c));
+    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', "'\\''")) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +125,8 @@ mod tests {
         assert_eq!(args, [TESTER_CONFIG_ARG]);
         assert!(cmd.get_envs().any(|(k, v)| k == "ASAN_OPTIONS" && v == Some(TESTER_ASAN_OPTIONS.as_ref())));
         assert_eq!(command.command(How::AsGiven).get_args().count(), 0);
+        let wrapped = ServerCommand { words: vec!["sh".into(), "-c".into(), "./xps; true".into()], dir: None };
+        assert_eq!(wrapped.display(), "sh -c './xps; true'");
         let listed = ServerCommand::shell("cd src && ./xps", Path::new("/tmp/alice"));
         assert_eq!((listed.display(), listed.guess_name()), ("cd src && ./xps".into(), "xps".into()));
     }
