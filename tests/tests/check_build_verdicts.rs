@@ -170,3 +170,23 @@ fn what_a_check_build_killed_with_sigkill_left_running_is_stopped_by_the_next_ru
         &["note: stopped pid ", "left running by an earlier check-build run (pid ", "that was killed"],
     );
 }
+
+#[test]
+fn a_crash_when_check_2s_clients_leave_is_not_check_2s_failure_but_a_bug_the_tester_does_not_see() {
+    // Removing a connection that is not the last one crashes this server: check 1's one client
+    // per port never does that; check 2's ten clients leave together after their replies, when
+    // the tester has passed check 2 and kills the server; check 3's first client leaves while
+    // the second is connected, which the tester sees.
+    let fake = Fake::python("crash-on-leave");
+    let done = check_python(&fake, &["--stage", "7", "--official"], "crash_removing_middle", "0.0.0.0", &ALL_PORTS);
+    assert_ended(&done, 1, "3 passed, 1 failed; 1 bug the tester does not see (above)");
+    assert_contains(section(&done.stdout, "tester_check_2_multiple_clients_same_port"), &["PASS"]);
+    assert_contains(
+        &done.stdout,
+        &[
+            "  - xps died (killed by signal 11 (SIGSEGV: a bad pointer or an out-of-bounds access)) when the tester's \
+             check 2's clients disconnected after their last reply",
+            "  - check 3: xps died during the check: killed by signal 11",
+        ],
+    );
+}

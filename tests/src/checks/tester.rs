@@ -32,6 +32,8 @@ enum NoChunk {
     Silent,
     /// The server closed the connection.
     Closed,
+    /// The server reset the connection (it died, or closed it with unread data).
+    Reset,
     /// The socket failed.
     Failed(String),
 }
@@ -47,6 +49,7 @@ fn first_chunk(stream: &TcpStream) -> Result<Vec<u8>, NoChunk> {
             Ok(n) => Ok(buf[..n].to_vec()),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(NoChunk::Silent),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => Err(NoChunk::Reset),
             Err(e) => Err(NoChunk::Failed(e.to_string())),
         };
     }
@@ -54,7 +57,7 @@ fn first_chunk(stream: &TcpStream) -> Result<Vec<u8>, NoChunk> {
 
 /// The failure for a reply that did not come to `msg`, `what` naming it (`string 3 of 1000`).
 fn no_reply(server: &Server, client: &Client, msg: &[u8], what: &str, why: NoChunk) -> Failure {
-    let closed = matches!(why, NoChunk::Closed);
+    let closed = matches!(why, NoChunk::Closed | NoChunk::Reset);
     let (summary, received) = match why {
         NoChunk::Silent => (
             format!(
@@ -66,6 +69,9 @@ fn no_reply(server: &Server, client: &Client, msg: &[u8], what: &str, why: NoChu
         ),
         NoChunk::Closed => {
             (format!("{} got no reply to {what}", client.label()), "the server closed the connection".into())
+        }
+        NoChunk::Reset => {
+            (format!("{} got no reply to {what}", client.label()), "the server reset the connection".into())
         }
         NoChunk::Failed(e) => (format!("{} got no reply to {what}", client.label()), format!("the socket failed: {e}")),
     };
@@ -260,6 +266,9 @@ pub fn tester_check_2(server: &Server, port: u16) -> Result<Vec<Client>, Failure
                     last_reply = Instant::now();
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => still.push(i),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                    return Err(no_reply(server, client, msg, &what, NoChunk::Reset));
+                }
                 Err(e) => return Err(no_reply(server, client, msg, &what, NoChunk::Failed(e.to_string()))),
             }
         }

@@ -311,7 +311,7 @@ impl Run {
         if let (true, Some(ended)) = (alive, server.ended()) {
             let output = server.output_since(after);
             if xps_tests::memory_errors::memory_errors(&output).is_empty() {
-                self.report.bug(format!("{} {}", self.report.name, ended.describe()), When::AfterCheck(n));
+                self.report.bug(format!("{} died ({})", self.report.name, ended.describe()), When::AfterCheck(n));
             }
             self.unseen(&output, When::AfterCheck(n));
         }
