@@ -196,7 +196,7 @@ fn with_strlen_hint(failure: Failure) -> Failure {
         return failure.detail(
             "also",
             "the reply starts with a \\x00 left over after the previous reply: are you sending strlen+1? \
-             (extra_nothing_comes_after_a_reply checks this on its own)",
+             (the check that nothing comes after a reply looks for it on its own)",
         );
     }
     failure
