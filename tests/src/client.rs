@@ -17,20 +17,29 @@ impl Client {
     /// Connects to `127.0.0.1:port`.
     pub fn connect(server: &Server, port: u16, label: impl Into<String>) -> Result<Client, Failure> {
         let label = format!("{} on port {port}", label.into());
-        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| match server.exited() {
-            Some(status) => Failure::new(format!(
-                "{label} could not connect: {e}; the server has exited: {}",
-                Server::describe_status(Some(status))
-            ))
-            .blame(Role::Start, "after creating the listeners it must run the loop, which does not return")
-            .log_of(server),
-            None => Failure::new(format!("{label} could not connect: {e}"))
-                .blame(
-                    Role::ListenerCreate,
-                    "nothing accepts connections on this port: the listener must bind() and listen() on it",
-                )
-                .hint("is this port the one the server's `Server listening on port N` line says?")
+        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| {
+            let refused = e.kind() == ErrorKind::ConnectionRefused;
+            match (server.ended(), refused.then(|| unreachable_on(port)).flatten()) {
+                (Some(ended), _) => {
+                    Failure::new(format!("{label} could not connect: {e}; the server has exited: {}", ended.describe()))
+                        .blame(Role::Start, "after creating the listeners it must run the loop, which does not return")
+                        .log_of(server)
+                }
+                (None, Some((addr, reach))) => Failure::new(format!(
+                    "{label} could not connect: {e}: {} listens on {addr} only, {}",
+                    server.name(),
+                    reach.who_is_refused()
+                ))
+                .blame(Role::ListenerCreate, reach.fix())
                 .log_of(server),
+                (None, None) => Failure::new(format!("{label} could not connect: {e}"))
+                    .blame(
+                        Role::ListenerCreate,
+                        "nothing accepts connections on this port: the listener must bind() and listen() on it",
+                    )
+                    .hint("is this port the one the server's `Server listening on port N` line says?")
+                    .log_of(server),
+            }
         })?;
         stream.set_nodelay(true).ok();
         Ok(Client { stream, label, port })
@@ -88,7 +97,10 @@ impl Client {
 
     /// Reads a reply of `expected.len()` bytes and compares it with `expected`.
     pub fn expect(&mut self, server: &Server, sent: &[u8], expected: &[u8]) -> Result<(), Failure> {
+        let waiting = Instant::now();
         let (received, end) = self.read_up_to(expected.len(), REPLY_TIMEOUT);
+        let replied = matches!(end, ReadEnd::Complete);
+        server.note(|seen| seen.exchange(&self.label, escape(sent), waiting.elapsed(), replied));
         if received == expected {
             return Ok(());
         }
@@ -191,6 +203,16 @@ impl Client {
     }
 }
 
+/// A socket listening on `port` that 127.0.0.1 cannot reach, when no socket on it can: what
+/// it listens on, and who it refuses.
+fn unreachable_on(port: u16) -> Option<(std::net::SocketAddr, crate::Reach)> {
+    let listening = Server::listeners_on(port);
+    if listening.iter().any(|l| l.reachable_from_127_0_0_1()) {
+        return None;
+    }
+    listening.first().map(|l| (l.addr, l.reach()))
+}
+
 /// Whether the server's log shows it read `sent` (its `[CLIENT MESSAGE]` line, as printed for a
 /// one-line message of printable text).
 fn was_read(server: &Server, sent: &[u8]) -> bool {
@@ -218,7 +240,7 @@ pub enum ReadEnd {
 
 impl ReadEnd {
     /// How the read ended, to append to the bytes received (empty when it completed).
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             ReadEnd::Complete => String::new(),
             ReadEnd::TimedOut => " (then nothing more before the timeout)".into(),

@@ -73,14 +73,14 @@ pub(crate) fn crash_lines_of(text: &str) -> Vec<String> {
 /// A stack frame line (`#1 0x55d4 in handler src/conn.c:42`, Valgrind's
 /// `==12== at 0x1091: handler (conn.c:42)`) in the program's own code: it names a source file
 /// and line and is not in a sanitizer, the C library or Rust's standard library.
-fn is_own_frame(line: &str) -> bool {
+pub(crate) fn is_own_frame(line: &str) -> bool {
     let frame = line.starts_with('#') || line.contains(" at 0x") || line.contains(" by 0x");
     let has_line = line.contains(".c:") || line.contains(".rs:") || line.contains(".cpp:") || line.contains(".h:");
     let foreign = ["sanitizer", "libasan", "libubsan", "/usr/", "libc.so", "rustc/", "vg_replace"];
     frame && has_line && !foreign.iter().any(|f| line.contains(f))
 }
 
-fn shorten(line: &str) -> String {
+pub(crate) fn shorten(line: &str) -> String {
     if line.chars().count() > 160 { format!("{}...", line.chars().take(157).collect::<String>()) } else { line.into() }
 }
 

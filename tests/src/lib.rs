@@ -15,6 +15,7 @@
 //!   that is read from `/proc`; [`binaries`]: the workspace's binaries, found at run time.
 //! - [`tool`]: what the command-line tools share.
 
+mod activity;
 pub mod binaries;
 pub mod blame;
 pub mod checks;
@@ -24,12 +25,16 @@ pub mod diagnose;
 pub mod harness;
 pub mod in_process;
 pub mod json;
+pub mod junit;
 mod list;
+pub mod listening;
+pub mod memory_errors;
 mod output;
 pub mod panic;
 mod port_lock;
 pub mod process;
 pub mod procfs;
+pub mod program_name;
 pub mod record;
 pub mod registry;
 pub mod report;
@@ -37,18 +42,21 @@ pub mod roles;
 pub mod rust_src;
 pub mod scratch;
 mod server;
+pub mod sock_diag;
 pub mod tool;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use activity::{Activity, Exchange};
 pub use client::Client;
 pub use harness::Target;
+pub use listening::{Listening, Reach};
 pub use port_lock::{DefaultPortsLock, LockError};
 pub use registry::{CHECKS, Check, Milestone};
 pub use report::{Failure, escape};
 pub use roles::Role;
-pub use server::{Listening, Server};
+pub use server::{Ended, Server};
 
 /// How long a client waits for a whole reply before calling it missing.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);

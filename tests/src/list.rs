@@ -247,6 +247,12 @@ macro_rules! with_checks {
             blames: [ReadHandler],
             expects: "after each reply, nothing more arrives (no \\0 from strlen+1, no leftovers)",
         }
+        extra_a_message_that_fills_the_receive_buffer_comes_back_reversed {
+            run: server(checks::bytes::message_that_fills_the_receive_buffer_comes_back_reversed),
+            stages: Both, milestone: Extra, limit: 40, any_build: true,
+            blames: [ReadHandler],
+            expects: "one message of exactly DEFAULT_BUFFER_SIZE (100000) bytes fills the receive buffer in one recv() and comes back reversed (a sanitizer shows `buff[read_n] = '\\0'` writing past the buffer)",
+        }
         extra_client_that_resets_is_dropped_and_others_stay_served {
             run: server(checks::bytes::client_that_resets_is_dropped_and_others_stay_served),
             stages: Both, milestone: Extra, limit: 40, any_build: false,

@@ -27,6 +27,8 @@ struct Output {
     streams: usize,
     /// How many bytes arrived in all, to tell when the output has settled.
     total: usize,
+    /// How many of them were dropped from the front of `tail`.
+    dropped: usize,
 }
 
 impl Output {
@@ -36,6 +38,7 @@ impl Output {
         if self.tail.len() > KEEP_OUTPUT {
             let cut = self.tail.len() - KEEP_OUTPUT / 2;
             self.tail.drain(..cut);
+            self.dropped += cut;
         }
         for &b in chunk {
             if b == b'\n' {
@@ -118,6 +121,20 @@ impl Log {
         }
     }
 
+    /// A mark in the output: how many bytes have arrived so far.
+    pub fn mark(&self) -> usize {
+        self.lock().total
+    }
+
+    /// The kept output after `mark` (all that is kept, if the part after it no longer all is),
+    /// colours removed; waits up to half a second for the output to settle first.
+    pub fn since(&self, mark: usize) -> String {
+        self.settle();
+        let out = self.lock();
+        let from = mark.saturating_sub(out.dropped).min(out.tail.len());
+        strip_ansi(&out.tail[from..])
+    }
+
     /// The kept output, colours removed.
     fn text(&self) -> String {
         strip_ansi(&self.lock().tail)
@@ -195,5 +212,19 @@ mod tests {
         out.push(b"[INFO] main() : Server listening on port 8001\n\x1b[44m[INFO]\x1b[0m \x1b[32mxps_core_start()\x1b[0m : Server listen");
         out.push(b"ing on port 8002\n[CLIENT MESSAGE] Server listening on port x\n");
         assert_eq!(out.ports, vec![8001, 8002]);
+    }
+
+    #[test]
+    fn what_came_after_a_mark_is_found_after_the_front_was_dropped() {
+        let log = Log::default();
+        log.lock().push(b"before\n");
+        let mark = log.mark();
+        log.lock().push(&vec![b'x'; KEEP_OUTPUT]);
+        log.lock().push(b"\nafter\n");
+        let since = log.since(mark);
+        assert!(since.ends_with("\nafter\n") && !since.contains("before"), "{}", &since[since.len() - 20..]);
+        let mark = log.mark();
+        log.lock().push(b"last\n");
+        assert_eq!(log.since(mark), "last\n");
     }
 }

@@ -12,7 +12,8 @@
 //! What `/proc` cannot tell: whether an IPv6 socket is `IPV6_V6ONLY`. `/proc/net/tcp6` lists a
 //! `[::]` listener the same way whether it also takes IPv4 connections or not; only the
 //! kernel's sock_diag netlink interface (`INET_DIAG_SKV6ONLY`, what `ss -ltne` prints as
-//! `v6only:0/1`) tells. [`TcpSocket::v6only`] is therefore always `None` here.
+//! `v6only:0/1`) tells: [`listening_tcp`] asks it ([`crate::sock_diag`]) for the IPv6
+//! listeners' [`TcpSocket::v6only`].
 
 use std::collections::HashMap;
 use std::io;
@@ -282,8 +283,9 @@ pub struct TcpSocket {
     /// Its inode: `/proc/<pid>/fd/N -> socket:[inode]` names the same socket; 0 for a connection
     /// still waiting in its listener's queue to be accepted.
     pub inode: u64,
-    /// Whether an IPv6 socket takes IPv6 connections only: always `None`, as `/proc` does not
-    /// tell (see the module's documentation).
+    /// Whether an IPv6 listening socket takes IPv6 connections only (`IPV6_V6ONLY`), from
+    /// sock_diag (see the module's documentation): `None` for IPv4 sockets, for sockets that
+    /// are not listening, and when the kernel could not be asked.
     pub v6only: Option<bool>,
 }
 
@@ -298,9 +300,17 @@ pub fn tcp_sockets() -> Vec<TcpSocket> {
     found
 }
 
-/// Every TCP socket in the LISTEN state in this network namespace.
+/// Every TCP socket in the LISTEN state in this network namespace, the IPv6 ones with their
+/// [`TcpSocket::v6only`].
 pub fn listening_tcp() -> Vec<TcpSocket> {
-    tcp_sockets().into_iter().filter(|s| s.state == TcpState::Listen).collect()
+    let mut listening: Vec<TcpSocket> = tcp_sockets().into_iter().filter(|s| s.state == TcpState::Listen).collect();
+    if listening.iter().any(|s| s.local.is_ipv6()) {
+        let v6only = crate::sock_diag::v6only_listeners().unwrap_or_default();
+        for socket in listening.iter_mut().filter(|s| s.local.is_ipv6()) {
+            socket.v6only = v6only.get(&socket.inode).copied();
+        }
+    }
+    listening
 }
 
 /// The epoll instances among `pid`'s descriptors, each with the descriptors it watches.

@@ -122,6 +122,9 @@ fn encode_failure(failure: &Failure, fields: &mut Vec<(&str, String)>) {
     if !failure.log_tail.is_empty() {
         fields.push(("log", failure.log_tail.clone()));
     }
+    if let Some(note) = &failure.ahead_of_the_page {
+        fields.push(("ahead_of_the_page", note.clone()));
+    }
     if let Some(panic) = &failure.panic {
         fields.push(("panic", panic.message.clone()));
         if let Some(at) = &panic.at {
@@ -166,6 +169,7 @@ fn decode_failure(fields: &[(&str, String)]) -> Result<Failure, String> {
         log_tail: get("log").unwrap_or_default(),
         panic: get("panic").map(|message| Panic { message, at: get("panic_at"), frames: Vec::new() }),
         crash: fields.iter().filter(|(k, _)| *k == "crash").map(|(_, v)| v.clone()).collect(),
+        ahead_of_the_page: get("ahead_of_the_page"),
     }))
 }
 
@@ -262,6 +266,7 @@ mod tests {
                 frames: Vec::new(),
             }),
             crash: vec!["==1==ERROR: AddressSanitizer: heap-use-after-free".into(), "  #1 in f x.c:3".into()],
+            ahead_of_the_page: Some("stage 8's change is in".into()),
             ..(*failure).clone()
         };
         let record = Record {

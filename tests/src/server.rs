@@ -4,15 +4,17 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::process::{Command, ExitStatus};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::activity::Activity;
 pub(crate) use crate::crash::{PANIC_HINT, crashed, describe_status};
+pub use crate::listening::Listening;
 use crate::output::Log;
 use crate::process::{self, Options, Process};
-use crate::{Failure, procfs};
+use crate::{Failure, listening, procfs, program_name};
 
 /// How long a server may take to print its "listening" lines.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -27,28 +29,44 @@ const STOP_ALL_GRACE: Duration = Duration::from_millis(500);
 /// A server process under test, in a process group of its own: it and everything it starts
 /// (`sh -c "cd dir && ./xps"`, `make run`, a run script, a daemon it forks off) are stopped
 /// together. Dropping it stops them all (also when a test panics).
+///
+/// The server is the process that listens: once its sockets show up ([`Server::listening_now`]),
+/// the process that holds them names it and is the one [`Server::pid`] gives, whatever wrapper
+/// started it.
 pub struct Server {
     process: Process,
     name: String,
     ports: Vec<u16>,
+    /// The ports it was expected to listen on and does not ([`Server::wait_listening`]).
+    missing: Vec<u16>,
     log: Log,
+    /// When the command was started.
+    started: Instant,
+    /// The leader's start time, in clock ticks after boot (`/proc/<pid>/stat`).
+    leader_start: u64,
+    /// The process that holds the listening sockets, once seen.
+    listener: Option<u32>,
+    /// When [`Server::listening_now`] first saw each port listening.
+    seen_at: Vec<(u16, Instant)>,
+    /// What the checks' clients saw last, for a check that runs out of time.
+    activity: Mutex<Activity>,
 }
 
-/// A TCP socket in the LISTEN state, from `/proc/net/tcp` or `/proc/net/tcp6`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listening {
-    /// The local address it listens on (`0.0.0.0:8001`, `127.0.0.1:8001`, `[::]:8001`).
-    pub addr: SocketAddr,
-    /// Which process holds it, `pid (command)`, when `/proc` says.
-    pub owner: Option<String>,
+/// How the server's listening process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// Its exit status, when it is known: the leader's, or a daemon's this process adopted;
+    /// `None` for a process a wrapper of the server reaped (`sh -c "./xps; true"`).
+    pub status: Option<ExitStatus>,
 }
 
-impl Listening {
-    /// Whether a client on another machine (or in the tester's container network) could connect:
-    /// the socket listens on every interface (`0.0.0.0` or `::`), or on some address that is not
-    /// loopback.
-    pub fn reachable_from_network(&self) -> bool {
-        !self.addr.ip().is_loopback()
+impl Ended {
+    /// `exited with status 1`, `killed by signal 11 (...)`, or that the status went to a wrapper.
+    pub fn describe(&self) -> String {
+        match self.status {
+            Some(status) => describe_status(Some(status)),
+            None => "exited or was killed (its status went to the command that started it)".into(),
+        }
     }
 }
 
@@ -108,22 +126,33 @@ impl Server {
         Ok(server)
     }
 
-    /// Starts `cmd`, named `name` in messages (the server itself, not a wrapper such as `stdbuf`
-    /// or `sh`; `None`: the program's file name), and waits until its process group listens on
-    /// `ports`, watching `/proc/net/tcp`: nothing connects to the server to find out, so it sees
-    /// no client before the checks' own. Returns the server and the ports it does not listen on:
-    /// once at least one port listens, a port still missing a second later is given up on, so
-    /// a server that forgot one port is told so at once.
+    /// Starts `cmd`, named `name` in messages (a guess from the command line; the process that
+    /// listens renames it), and waits until it listens on `ports`, watching `/proc/net/tcp`:
+    /// nothing connects to the server to find out, so it sees no client before the checks' own.
+    /// Returns the server and the ports it does not listen on: once at least one port listens,
+    /// a port still missing a second later is given up on, so a server that forgot one port is
+    /// told so at once.
     pub fn spawn_listening(cmd: Command, ports: &[u16], name: Option<&str>) -> Result<(Server, Vec<u16>), Failure> {
+        let mut server = Server::launch(cmd, name)?;
+        let missing = server.wait_listening(ports, START_TIMEOUT)?;
+        Ok((server, missing))
+    }
+
+    /// Starts `cmd` without waiting for anything (see [`Server::spawn_listening`]).
+    pub fn launch(cmd: Command, name: Option<&str>) -> Result<Server, Failure> {
+        Server::spawn_unready(cmd, name, &Options::default())
+    }
+
+    /// Waits up to `timeout` until the server listens on `ports` (see
+    /// [`Server::spawn_listening`]); the ports it does not listen on, or why it never started.
+    pub fn wait_listening(&mut self, ports: &[u16], timeout: Duration) -> Result<Vec<u16>, Failure> {
         const SETTLE: Duration = Duration::from_secs(1);
-        let mut server = Server::spawn_unready(cmd, name, &Options::default())?;
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         let mut last_new = Instant::now();
         let mut seen: Vec<u16> = Vec::new();
         loop {
-            let listening = server.listening();
-            for &port in ports {
-                if !seen.contains(&port) && listening.iter().any(|l| l.addr.port() == port) {
+            for port in self.listening_now(ports) {
+                if !seen.contains(&port) {
                     seen.push(port);
                     last_new = Instant::now();
                 }
@@ -133,19 +162,21 @@ impl Server {
             }
             // A server that daemonizes exits at once and leaves its child to listen: only when
             // nothing of it is left has it exited before listening.
-            if let Some(status) = server.process.exit_status()
-                && server.pids().is_empty()
+            if let Some(status) = self.process.exit_status()
+                && self.pids().is_empty()
             {
                 let waiting_for: Vec<String> = ports.iter().filter(|p| !seen.contains(p)).map(u16::to_string).collect();
                 let mut failure =
-                    Failure::new(format!("{} exited before listening on port {}", server.name, waiting_for.join(" ")))
+                    Failure::new(format!("{} exited before listening on port {}", self.name, waiting_for.join(" ")))
                         .detail("status", describe_status(Some(status)));
-                for line in server.crash_lines() {
+                for line in self.crash_lines() {
                     failure = failure.detail("crash", line);
                 }
                 return Err(failure
-                    .hint("is another server already using the port? the output below says why it stopped")
-                    .log_of(&server));
+                    .hint(
+                        "the output below says why it stopped: a port already in use, an argument it refuses, a crash?",
+                    )
+                    .log_of(self));
             }
             let now = Instant::now();
             if (!seen.is_empty() && now.duration_since(last_new) > SETTLE) || now > deadline {
@@ -154,11 +185,11 @@ impl Server {
             thread::sleep(Duration::from_millis(20));
         }
         if seen.is_empty() {
-            let elsewhere: Vec<String> = server.listening().iter().map(|l| l.addr.to_string()).collect();
+            let elsewhere: Vec<String> = self.listening().iter().map(|l| l.addr.to_string()).collect();
             let list: Vec<String> = ports.iter().map(u16::to_string).collect();
             let failure = Failure::new(format!(
-                "{} is not listening on any of ports {} after {START_TIMEOUT:?}",
-                server.name,
+                "{} is not listening on any of ports {} after {timeout:?}",
+                self.name,
                 list.join(" ")
             ));
             let failure = if elsewhere.is_empty() {
@@ -168,11 +199,51 @@ impl Server {
             };
             return Err(failure
                 .hint("does the server listen on the stage's ports when started like this?")
-                .log_of(&server));
+                .log_of(self));
         }
-        let missing: Vec<u16> = ports.iter().copied().filter(|p| !seen.contains(p)).collect();
-        server.ports = ports.iter().copied().filter(|p| seen.contains(p)).collect();
-        Ok((server, missing))
+        self.ports = ports.iter().copied().filter(|p| seen.contains(p)).collect();
+        self.missing = ports.iter().copied().filter(|p| !seen.contains(p)).collect();
+        Ok(self.missing.clone())
+    }
+
+    /// Which of `ports` the server listens on now. The first time it listens on one, the
+    /// process that holds the socket becomes the server: [`Server::pid`] and [`Server::name`].
+    pub fn listening_now(&mut self, ports: &[u16]) -> Vec<u16> {
+        let listening = self.listening();
+        if self.listener.is_none()
+            && let Some(pid) = listening.iter().filter(|l| ports.contains(&l.addr.port())).find_map(|l| l.pid)
+        {
+            self.listener = Some(pid);
+            if let Some(words) = procfs::cmdline(pid).filter(|w| !w.is_empty()) {
+                self.name = program_name::program_name(&words);
+            }
+        }
+        let now: Vec<u16> = ports.iter().copied().filter(|&p| listening.iter().any(|l| l.addr.port() == p)).collect();
+        for &port in &now {
+            if !self.seen_at.iter().any(|(p, _)| *p == port) {
+                self.seen_at.push((port, Instant::now()));
+            }
+        }
+        now
+    }
+
+    /// When [`Server::listening_now`] (or a wait built on it) first saw `port` listening.
+    pub fn listened_at(&self, port: u16) -> Option<Instant> {
+        self.seen_at.iter().find(|(p, _)| *p == port).map(|(_, at)| *at)
+    }
+
+    /// How long after the command the listening process started (0 when the command is the
+    /// server itself): the time a wrapper (`cargo run`, `make run`) took before it started it.
+    pub fn listener_started_after_command(&self) -> Option<Duration> {
+        let started = procfs::stat(self.listener?)?.start_time;
+        // SAFETY: sysconf() takes no pointers.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Some(Duration::from_millis(started.saturating_sub(self.leader_start) * 1000 / hz))
+    }
+
+    /// When the command was started.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// Starts `cmd` through the process runner, named `name` (default: the program's file
@@ -194,7 +265,19 @@ impl Server {
         .into_iter()
         .flatten()
         .collect();
-        Ok(Server { process, name, ports: Vec::new(), log: Log::read_from(streams) })
+        let leader_start = procfs::stat(process.pid()).map_or(0, |s| s.start_time);
+        Ok(Server {
+            process,
+            name,
+            ports: Vec::new(),
+            missing: Vec::new(),
+            log: Log::read_from(streams),
+            started: Instant::now(),
+            leader_start,
+            listener: None,
+            seen_at: Vec::new(),
+            activity: Mutex::default(),
+        })
     }
 
     /// The ports the server listens on, in the order it logged them.
@@ -202,14 +285,68 @@ impl Server {
         &self.ports
     }
 
+    /// The ports it was expected to listen on and does not (for a server started on known
+    /// ports, [`Server::wait_listening`]).
+    pub fn missing_ports(&self) -> &[u16] {
+        &self.missing
+    }
+
     /// The server's name (its binary's file name, or the name it was started with).
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The server's process id (also its process group's id).
+    /// The server's process id: the process that listens, once seen, else the command's (whose
+    /// pid is also the process group's id). Checks read `/proc/<pid>/...` of this one.
     pub fn pid(&self) -> u32 {
+        self.listener.unwrap_or_else(|| self.process.pid())
+    }
+
+    /// The process id of the command that was started (the process group's leader), which may
+    /// be a wrapper of the server (`sh`, `make`, `cargo`).
+    pub fn command_pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// Whether the listening process has ended (once [`Server::listening_now`] has found it;
+    /// before that, the command), and how.
+    pub fn ended(&self) -> Option<Ended> {
+        let leader = self.process.pid();
+        match self.listener {
+            None => self.exited().map(|status| Ended { status: Some(status) }),
+            Some(pid) if pid == leader => self.exited().map(|status| Ended { status: Some(status) }),
+            Some(pid) => {
+                let alive = procfs::stat(pid).is_some_and(|s| !s.is_zombie());
+                // An adopted daemon is our child: its status can be read without reaping it.
+                (!alive).then(|| Ended { status: process::peek_exit(pid) })
+            }
+        }
+    }
+
+    /// Sends `signal` to every process of the server (its group and what carries its marker),
+    /// for a caller that shares the server with a check's thread.
+    pub fn signal_all(&self, signal: libc::c_int) {
+        self.process.signal_all(signal);
+    }
+
+    /// What the checks' clients saw last (see [`Activity`]).
+    pub fn activity(&self) -> Activity {
+        self.activity.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Notes one reply a client received (or waited for), for [`Server::activity`].
+    pub(crate) fn note(&self, update: impl FnOnce(&mut Activity)) {
+        update(&mut self.activity.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// A mark in the server's output: [`Server::output_since`] gives what it printed after.
+    pub fn output_mark(&self) -> usize {
+        self.log.mark()
+    }
+
+    /// What the server printed after `mark` (as much of it as is kept), colours removed.
+    pub fn output_since(&self, mark: usize) -> String {
+        self.log.since(mark)
     }
 
     /// Every live process of the server: its process group, and whatever it started that left
@@ -257,6 +394,11 @@ impl Server {
     /// `Segmentation fault`. At most 8 lines, in the order printed.
     pub fn crash_lines(&self) -> Vec<String> {
         self.log.crash_lines()
+    }
+
+    /// [`Server::crash_lines`] in what the server printed after `mark` ([`Server::output_mark`]).
+    pub fn crash_lines_since(&self, mark: usize) -> Vec<String> {
+        crate::crash::crash_lines_of(&self.log.since(mark))
     }
 
     /// Sends SIGINT, as Ctrl+C in the server's terminal does.
@@ -315,26 +457,13 @@ impl Server {
     /// The TCP sockets the server listens on (every process of it, from `/proc`).
     pub fn listening(&self) -> Vec<Listening> {
         let pids = self.pids();
-        let owners = procfs::socket_owners(|pid| pids.contains(&pid));
-        procfs::listening_tcp()
-            .into_iter()
-            .filter_map(|s| owners.get(&s.inode).map(|&pid| Listening { addr: s.local, owner: Some(owner(pid)) }))
-            .collect()
+        listening::held_by(|pid| pids.contains(&pid))
     }
 
     /// Every TCP socket listening on `port` on this machine, with its owner where `/proc` tells
     /// (processes of other users are not shown).
     pub fn listeners_on(port: u16) -> Vec<Listening> {
-        let on_port: Vec<procfs::TcpSocket> =
-            procfs::listening_tcp().into_iter().filter(|s| s.local.port() == port).collect();
-        if on_port.is_empty() {
-            return Vec::new();
-        }
-        let owners = procfs::socket_owners(|_| true);
-        on_port
-            .into_iter()
-            .map(|s| Listening { addr: s.local, owner: owners.get(&s.inode).map(|&p| owner(p)) })
-            .collect()
+        listening::on_port(port)
     }
 
     /// How many file descriptors the server has open, from `/proc/<pid>/fd`.
@@ -363,9 +492,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop(STOP_GRACE);
     }
-}
-
-/// `pid 1234 (command line)`, as failure messages name a socket's owner.
-fn owner(pid: u32) -> String {
-    format!("pid {pid} ({})", procfs::command(pid))
 }

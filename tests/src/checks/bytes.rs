@@ -4,8 +4,10 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use super::hardening::MAX_RECV;
+use super::hardening::streams::check_reversed_chunks;
 use super::ports;
-use crate::{Client, Failure, Role, Server};
+use crate::{Client, Failure, REPLY_TIMEOUT, Rng, Role, Server};
 
 /// Any bytes work: NUL, invalid UTF-8, `\r`, empty lines and messages without a newline come
 /// back reversed byte for byte, a trailing `\n` staying last.
@@ -130,6 +132,69 @@ pub fn nothing_comes_after_a_reply(server: &Server) -> Result<(), Failure> {
                 .detail("received", format!("{} then {}", crate::escape(&reply), crate::escape(&extra)))
                 .hint(extra_bytes_hint(&extra))
                 .log_of(server));
+        }
+    }
+    Ok(())
+}
+
+/// The course's `DEFAULT_BUFFER_SIZE`: the most bytes its read handler's one `recv()` reads.
+pub const DEFAULT_BUFFER_SIZE: usize = 100_000;
+
+/// What to look at when a message that fills the buffer breaks the server.
+const FULL_BUFFER_HINT: &str = "a message of exactly DEFAULT_BUFFER_SIZE bytes fills the receive buffer: \
+     recv() returns read_n == DEFAULT_BUFFER_SIZE, and `buff[read_n] = '\\0'` then writes one byte past the \
+     buffer's end. Give the buffer room for the '\\0' (`u_char buff[DEFAULT_BUFFER_SIZE + 1]`) or recv() at most \
+     DEFAULT_BUFFER_SIZE - 1 bytes";
+
+/// One message of exactly [`DEFAULT_BUFFER_SIZE`] bytes (letters and digits, then `\n`),
+/// written at once on a fresh connection, arrives whole over loopback before the server reads,
+/// so the server's `recv()` fills its buffer; it must come back reversed. The course's read
+/// handler then writes `buff[read_n] = '\0'` one byte past a buffer of `DEFAULT_BUFFER_SIZE`:
+/// without a sanitizer nothing shows (the byte lands on the stack), built with
+/// `-fsanitize=address` the server stops at that line, here, in a check of its own.
+///
+/// The kernel may still hand the message over in two `recv()`s: the reply is then the two pieces
+/// each reversed, which is right too, and the check tries again on a new connection (three
+/// times). A server whose buffer is smaller never fills it with this message, and passes.
+pub fn message_that_fills_the_receive_buffer_comes_back_reversed(server: &Server) -> Result<(), Failure> {
+    let port = ports(server, 1)?[0];
+    let seed = Rng::seed_from_time();
+    let mut rng = Rng::new(seed);
+    for attempt in 1..=3 {
+        let mut msg = rng.alphanumeric(DEFAULT_BUFFER_SIZE - 1);
+        msg.push(b'\n');
+        let mut client = Client::connect(server, port, "client")?;
+        client.send(server, &msg)?;
+        let waiting = Instant::now();
+        let (reply, end) = client.read_up_to(msg.len(), REPLY_TIMEOUT);
+        let replied = reply.len() == msg.len();
+        server.note(|seen| {
+            seen.exchange(client.label(), format!("{DEFAULT_BUFFER_SIZE} bytes"), waiting.elapsed(), replied)
+        });
+        let body = msg.len() - 1;
+        let pieces = match reply.last() {
+            Some(b'\n') if replied => check_reversed_chunks(&msg[..body], &reply[..body], MAX_RECV),
+            _ if !replied => Err(format!("{} of its {} bytes came back{}", reply.len(), msg.len(), end.describe())),
+            _ => Err("the reply does not end with the message's \\n".into()),
+        };
+        match pieces {
+            Ok(pieces) if pieces == [body] => return Ok(()),
+            Ok(_) => continue,
+            Err(why) => {
+                return Err(Failure::new(format!(
+                    "{} sent one message of DEFAULT_BUFFER_SIZE ({DEFAULT_BUFFER_SIZE}) bytes and did not get it back \
+                     reversed",
+                    client.label()
+                ))
+                .detail(
+                    "sent",
+                    format!("{DEFAULT_BUFFER_SIZE} letters and digits, the last byte \\n (random seed {seed})"),
+                )
+                .detail("received", why)
+                .detail("attempt", format!("{attempt} of 3"))
+                .blame(Role::ReadHandler, FULL_BUFFER_HINT)
+                .log_of(server));
+            }
         }
     }
     Ok(())

@@ -37,3 +37,24 @@ pub(crate) fn ports(server: &Server, n: usize) -> Result<&[u16], Failure> {
     }
     Ok(server.ports())
 }
+
+/// Every port the server was to listen on, or a failure naming those it does not listen on:
+/// for the checks that go through every port (a learner's build started on the course's ports
+/// may have forgotten one).
+pub(crate) fn every_port(server: &Server) -> Result<&[u16], Failure> {
+    let missing = server.missing_ports();
+    if missing.is_empty() {
+        return Ok(server.ports());
+    }
+    let list = |ports: &[u16]| ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" ");
+    let mut all = [server.ports(), missing].concat();
+    all.sort_unstable();
+    Err(Failure::new(format!(
+        "{} does not listen on port {} (it should listen on {})",
+        server.name(),
+        list(missing),
+        list(&all)
+    ))
+    .blame(crate::Role::ListenerCreate, "create a listener on every port of the stage")
+    .log_of(server))
+}

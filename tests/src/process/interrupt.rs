@@ -6,6 +6,7 @@
 //! blocked in every thread and one thread of its own waits for them with `sigwait()`, and then
 //! runs ordinary code.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,6 +23,19 @@ pub(super) struct Registry {
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry { runs: Vec::new(), stopping: false });
+
+/// The signal [`on_interrupt`] received, 0 until one arrives.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+/// The signal (SIGINT, SIGTERM, SIGHUP) that [`on_interrupt`] received, if one has arrived: set
+/// before the runs are stopped, so that a tool's main thread that sees its server die can tell
+/// an interruption from the server's own death.
+pub fn interrupted() -> Option<libc::c_int> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
 
 pub(super) fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
@@ -83,6 +97,7 @@ pub fn on_interrupt(grace: Duration, then: impl FnOnce(libc::c_int) + Send + 'st
         if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
             return;
         }
+        INTERRUPTED.store(signal, Ordering::SeqCst);
         stop_all(grace);
         then(signal);
         die_by(signal);

@@ -49,6 +49,16 @@ pub fn leftovers(tool: &str) -> Vec<Leftover> {
     found
 }
 
+/// The pid of the running `tool` whose run process `pid` belongs to, if it belongs to one whose
+/// owner is still running (another run of the tool, in progress; a leftover's owner is gone).
+pub fn live_owner(pid: u32, tool: &str) -> Option<u32> {
+    markers_of(pid).iter().filter_map(|word| parse_marker(word)).find_map(|marker| {
+        let owner = procfs::stat(marker.owner_pid)?;
+        (marker.tool == tool && owner.start_time == marker.owner_start && !owner.is_zombie())
+            .then_some(marker.owner_pid)
+    })
+}
+
 /// Stops a leftover: SIGINT, up to `grace` for it to exit, then SIGKILL. Returns whether it
 /// is gone (or a zombie, for its parent to reap). It is not our child, so it is not reaped here.
 pub fn stop_leftover(leftover: &Leftover, grace: Duration) -> bool {

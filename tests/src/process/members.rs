@@ -152,8 +152,19 @@ fn own_group_and_session() -> (u32, u32) {
 }
 
 impl Run {
-    /// The run's live processes: its group's members and those carrying its marker.
+    /// The run's live processes: its group's members and those carrying its marker. When none
+    /// is found it looks once more, 20 ms later: a process that forked and exited while `/proc`
+    /// was being listed (a daemon's double fork) leaves a child the listing did not have yet.
     pub fn live_members(&self) -> Vec<Member> {
+        let found = self.scan();
+        if !found.is_empty() {
+            return found;
+        }
+        thread::sleep(Duration::from_millis(20));
+        self.scan()
+    }
+
+    fn scan(&self) -> Vec<Member> {
         let me = std::process::id();
         procfs::pids()
             .into_iter()

@@ -40,8 +40,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use bounded::{Finished, run_bounded};
-pub use interrupt::{on_interrupt, stop_all};
-pub use leftovers::{Leftover, leftovers, stop_leftover};
+pub use interrupt::{interrupted, on_interrupt, stop_all};
+pub use leftovers::{Leftover, leftovers, live_owner, stop_leftover};
 pub use members::{MARKER_VAR, pids_carrying, tool_tag};
 
 use members::Run;
@@ -314,7 +314,7 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 }
 
 /// The exit status of child `pid` if it has exited, leaving it unreaped (`waitid` with `WNOWAIT`).
-fn peek_exit(pid: u32) -> Option<ExitStatus> {
+pub(crate) fn peek_exit(pid: u32) -> Option<ExitStatus> {
     use std::os::unix::process::ExitStatusExt;
     // SAFETY: an all-zero siginfo_t is a valid value (si_pid 0 means "no child changed").
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
