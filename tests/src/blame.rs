@@ -150,6 +150,7 @@ pub fn resolve(
         });
     }
     if failure.blame.is_none()
+        && failure.not_the_code.is_none()
         && let Some(role) = evidence.default
     {
         failure = failure.blame(role, "the check exercises it first");

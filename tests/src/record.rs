@@ -125,6 +125,9 @@ fn encode_failure(failure: &Failure, fields: &mut Vec<(&str, String)>) {
     if let Some(note) = &failure.ahead_of_the_page {
         fields.push(("ahead_of_the_page", note.clone()));
     }
+    if let Some(what_to_do) = &failure.not_the_code {
+        fields.push(("not_the_code", what_to_do.clone()));
+    }
     if let Some(panic) = &failure.panic {
         fields.push(("panic", panic.message.clone()));
         if let Some(at) = &panic.at {
@@ -170,6 +173,7 @@ fn decode_failure(fields: &[(&str, String)]) -> Result<Failure, String> {
         panic: get("panic").map(|message| Panic { message, at: get("panic_at"), frames: Vec::new() }),
         crash: fields.iter().filter(|(k, _)| *k == "crash").map(|(_, v)| v.clone()).collect(),
         ahead_of_the_page: get("ahead_of_the_page"),
+        not_the_code: get("not_the_code"),
     }))
 }
 
@@ -267,6 +271,7 @@ mod tests {
             }),
             crash: vec!["==1==ERROR: AddressSanitizer: heap-use-after-free".into(), "  #1 in f x.c:3".into()],
             ahead_of_the_page: Some("stage 8's change is in".into()),
+            not_the_code: Some("stop the program that holds port 8001".into()),
             ..(*failure).clone()
         };
         let record = Record {

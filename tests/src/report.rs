@@ -96,6 +96,9 @@ pub struct Findings {
     /// a front-end that checks any build (`xps-check`) prints instead of a failure. `cargo test`
     /// on this workspace's stages still fails: they follow the page.
     pub ahead_of_the_page: Option<String>,
+    /// Set when the machine, not the code, made the check fail (another program holds the
+    /// ports it needs): what to do about it. Such a failure blames no function.
+    pub not_the_code: Option<String>,
 }
 
 impl std::ops::Deref for Failure {
@@ -138,6 +141,13 @@ impl Failure {
     /// Says what else to look at.
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = hint.into();
+        self
+    }
+
+    /// Marks the failure as the machine's doing, not the code's, with what to do about it (see
+    /// [`Findings::not_the_code`]).
+    pub fn not_the_code(mut self, what_to_do: impl Into<String>) -> Self {
+        self.not_the_code = Some(what_to_do.into());
         self
     }
 
@@ -197,6 +207,9 @@ impl fmt::Display for Rendered<'_> {
         }
         for (label, value) in &failure.details {
             writeln!(f, "  {:<10}{value}", format!("{label}:"))?;
+        }
+        if let Some(what_to_do) = &failure.not_the_code {
+            writeln!(f, "  {:<10}{what_to_do}", "machine:")?;
         }
         if let Some(blame) = &failure.blame {
             let at = blame.at.as_deref().map(|at| format!(" at {at}")).unwrap_or_default();

@@ -166,6 +166,25 @@ pub fn unknown_host_exits_1_naming_the_host(target: &Target) -> Result<(), Failu
 /// each. Holds [`DefaultPortsLock`] so no other test uses those ports meanwhile.
 pub fn default_ports_are_listened_on_and_served(target: &Target) -> Result<(), Failure> {
     let _lock = DefaultPortsLock::acquire();
+    // Who holds them: each program once, with the addresses it listens on.
+    let mut held: Vec<(String, Vec<String>)> = Vec::new();
+    for listening in target.default_ports.iter().flat_map(|&port| Server::listeners_on(port)) {
+        let owner = listening.owner.unwrap_or_else(|| "another user's program".into());
+        match held.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, addrs)) => addrs.push(listening.addr.to_string()),
+            None => held.push((owner, vec![listening.addr.to_string()])),
+        }
+    }
+    let held: Vec<String> =
+        held.into_iter().map(|(owner, addrs)| format!("{owner} listens on {}", addrs.join(", "))).collect();
+    if !held.is_empty() {
+        return Err(Failure::new(format!(
+            "the course's default ports {:?} are taken by another program, so this check cannot run",
+            target.default_ports
+        ))
+        .detail("held", held.join("; "))
+        .not_the_code("stop that program (a server left running in another terminal?) and run the check again"));
+    }
     let server = Server::spawn(target.command(&[]), target.default_ports.len()).map_err(|f| {
         f.hint(format!("is another server already running on ports {:?}? stop it and retry", target.default_ports))
     })?;

@@ -131,6 +131,12 @@ impl Run {
         }
         match ran.result {
             Ok(()) => Outcome::Pass,
+            Err(failure) if failure.not_the_code.is_some() => {
+                // The machine stopped the check (another program holds its ports): no verdict.
+                let why = format!("{} ({})", failure.summary, failure.not_the_code.as_deref().unwrap_or_default());
+                self.report.cannot_judge = Some(why.clone());
+                Outcome::NotRun(why)
+            }
             Err(failure) => match failure.ahead_of_the_page.clone() {
                 Some(note) => Outcome::Note(note),
                 None => Outcome::Fail(Box::new(Problem::seen(with_strlen_hint(failure)))),

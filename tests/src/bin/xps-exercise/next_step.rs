@@ -23,6 +23,9 @@ const SHOWN_LINES: usize = 45;
 pub fn print(ctx: &Ctx, m: &Manifest, check: &Check, failure: &Failure) {
     let n = m.stage;
     println!("Next step");
+    if let Some(what_to_do) = &failure.not_the_code {
+        println!("  not your code: {what_to_do}");
+    }
     let blamed = failure.blame.as_ref().map(|blame| {
         let name = blame.function(n);
         let at = blame.at.clone().or_else(|| m.function(&name).map(|f| format!("{}:{}", f.file, fn_state(ctx, f).1)));
