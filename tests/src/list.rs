@@ -184,7 +184,7 @@ macro_rules! with_checks {
 
         // ---- Milestone #2, stage 7: Ctrl+C, where the page puts it -------------------------------
         milestone_2_ctrl_c_destroys_every_connection_listener_and_the_core_then_exits_0 {
-            run: binary(checks::stage7::ctrl_c_destroys_every_connection_listener_and_the_core_then_exits_0),
+            run: binary(checks::shutdown::ctrl_c_destroys_every_connection_listener_and_the_core_then_exits_0),
             stages: Seven, milestone: M2, limit: 40, any_build: false,
             blames: [SigintHandler, CoreDestroy, ConnectionDestroy, ListenerDestroy],
             expects: "the page's sigint_handler(): on Ctrl+C every connection, every listener, then the core destroyed (the page's DEBUG lines), exit 0; the ports bind again at once",
@@ -312,19 +312,19 @@ macro_rules! with_checks {
 
         // ---- Extras: stage 7's signals beyond Ctrl+C, Experiment #1 and call order -----------------------------
         extra_sigterm_and_sighup_shut_down_like_ctrl_c_and_exit_0 {
-            run: binary(checks::stage7::sigterm_and_sighup_shut_down_like_ctrl_c_and_exit_0),
+            run: binary(checks::shutdown::sigterm_and_sighup_shut_down_like_ctrl_c_and_exit_0),
             stages: Seven, milestone: Extra, limit: 40, any_build: false,
             blames: [SigintHandler, CoreDestroy],
             expects: "SIGTERM and SIGHUP take Ctrl+C's graceful path and exit 0",
         }
         extra_ctrl_c_exits_within_2_seconds_while_stdout_is_not_being_read {
-            run: binary(checks::stage7::ctrl_c_exits_within_2_seconds_while_stdout_is_not_being_read),
+            run: binary(checks::shutdown::ctrl_c_exits_within_2_seconds_while_stdout_is_not_being_read),
             stages: Seven, milestone: Extra, limit: 40, any_build: false,
             blames: [SigintHandler],
             expects: "with a stdout nobody reads, Ctrl+C still ends the server within 2 s (status 1, saying why on stderr)",
         }
         extra_ctrl_c_while_blocked_in_send_forces_the_exit_within_2_seconds {
-            run: binary(checks::stage7::ctrl_c_while_blocked_in_send_forces_the_exit_within_2_seconds),
+            run: binary(checks::shutdown::ctrl_c_while_blocked_in_send_forces_the_exit_within_2_seconds),
             stages: Seven, milestone: Extra, limit: 60, any_build: false,
             blames: [SigintHandler],
             expects: "stuck in send() to a client that does not read, Ctrl+C still ends the server within 2 s (status 1, saying why)",

@@ -54,7 +54,7 @@ while True:
 #[test]
 fn a_server_that_exits_0_without_destroying_its_core_fails_the_shutdown_check() {
     let mut server = fake_server(false);
-    let failure = checks::stage7::shutdown_destroys_every_instance_then_exits_0(&mut server, libc::SIGINT)
+    let failure = checks::shutdown::shutdown_destroys_every_instance_then_exits_0(&mut server, libc::SIGINT)
         .expect_err("exit 0 without destroying anything is not the graceful path");
     let text = failure.to_string();
     println!("what a learner sees:\n{text}");
@@ -65,6 +65,6 @@ fn a_server_that_exits_0_without_destroying_its_core_fails_the_shutdown_check() 
 #[test]
 fn a_server_that_destroys_everything_then_exits_0_passes_the_shutdown_check() {
     let mut server = fake_server(true);
-    checks::stage7::shutdown_destroys_every_instance_then_exits_0(&mut server, libc::SIGINT)
+    checks::shutdown::shutdown_destroys_every_instance_then_exits_0(&mut server, libc::SIGINT)
         .unwrap_or_else(|f| panic!("\n{f}"));
 }

@@ -13,6 +13,7 @@ pub mod hardening;
 pub mod leaks;
 pub mod milestone_2;
 pub mod misbehaviour;
+pub mod shutdown;
 pub mod stage7;
 pub mod tester;
 
