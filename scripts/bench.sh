@@ -5,7 +5,7 @@
 #
 # It builds stage06, stage07 and the load generator in release mode, then measures each build
 # with 16 active clients sending 64-byte messages while 0, 1,000 and 10,000 idle connections
-# stay open (see tests/src/bin/loadgen.rs). The builds take turns, measurement by measurement,
+# stay open (see tests/src/bin/loadgen/main.rs). The builds take turns, measurement by measurement,
 # so a slow moment of the machine does not fall on one build only. Every measurement starts a
 # fresh server on 127.0.0.1:8001 (or --port P; its output goes to /dev/null): stage06's lists never shrink,
 # so a server that had already served earlier runs would be slower than a new one. While it

@@ -1,4 +1,4 @@
-//! Checks of the load generator itself (`tests/src/bin/loadgen.rs`), which `scripts/bench.sh`
+//! Checks of the load generator itself (`tests/src/bin/loadgen/main.rs`), which `scripts/bench.sh`
 //! uses to measure the stages: it runs a few hundred round trips against stage07 without a
 //! single error, and its reply check really fails when a server answers wrongly or not at all.
 //!
