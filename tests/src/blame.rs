@@ -47,7 +47,7 @@ impl Source {
         }
     }
 
-    /// Whether `file` (as [`Source::normalize`] makes it) is one of the stage's own source
+    /// Whether `file` (as `Source::normalize` makes it) is one of the stage's own source
     /// files: `stageNN/src/...`, not a test file compiled into it.
     pub fn is_stage_file(&self, file: &str) -> bool {
         file.starts_with(&format!("stage0{}/src/", self.stage)) && !file.contains("/../")

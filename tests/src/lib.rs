@@ -1,6 +1,6 @@
 //! The check engine and test kit every stage shares.
 //!
-//! Each check of the course is declared once, in the registry ([`list`], read through
+//! Each check of the course is declared once, in the registry (`list.rs`, read through
 //! [`registry`]), and run the same way by every front-end: the `#[test]`s `cargo test` runs in
 //! each stage's crate, `scripts/check-build.sh` (`xps-check`) against any build, and
 //! `scripts/exercise.sh` (`xps-exercise`) for a learner writing a stage.

@@ -1,6 +1,6 @@
 //! The one list of checks.
 //!
-//! Every check of the workspace is declared once, in [`with_checks!`]: its id (the name of its
+//! Every check of the workspace is declared once, in [`with_checks!`](crate::with_checks): its id (the name of its
 //! `#[test]`, which starts with its milestone's prefix), the stages it runs on, its milestone,
 //! its time limit, whether `scripts/check-build.sh` runs it against any build (a learner's C
 //! included), the page functions it can blame, what it expects in the page's words, and the

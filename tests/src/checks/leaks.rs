@@ -12,7 +12,7 @@ const FDS_SHOWN: usize = 10;
 /// How long the server has to close the connections of clients that left.
 pub const SETTLE: Duration = Duration::from_secs(2);
 
-/// `fds 7, 9, 11` (at most [`FDS_SHOWN`], then how many more).
+/// `fds 7, 9, 11` (at most `FDS_SHOWN`, then how many more).
 pub fn fd_list(fds: &[i32]) -> String {
     let shown: Vec<String> = fds.iter().take(FDS_SHOWN).map(i32::to_string).collect();
     let more = fds.len().saturating_sub(FDS_SHOWN);

@@ -186,7 +186,7 @@ const PACE_SAMPLE: Duration = Duration::from_secs(2);
 /// must be its reversal. Returns the client, still connected.
 ///
 /// The tester has no time limit; this check has `limit` for the whole of check 1 (four ports).
-/// Once replies have come for [`PACE_SAMPLE`], if they come so slowly that the four ports would
+/// Once replies have come for `PACE_SAMPLE`, if they come so slowly that the four ports would
 /// take longer than that, it stops and says how long the tester would take: a check that
 /// slow counts as failed, though the tester itself would sit on it for that long.
 pub fn tester_check_1_on_port(server: &Server, port: u16, seed: u64, limit: Duration) -> Result<Client, PortFailed> {

@@ -18,7 +18,7 @@
 //! Every run ends in a verdict: PASS, FAIL, or *could not judge* (the machine's ports were
 //! taken, the command does not exist, the checker failed), then the bugs the tester does not see
 //! (memory errors during shutdown, leaks), then `N passed, N failed`. All of it comes from the
-//! values in [`outcome`]; [`print`] writes them, and the JUnit report from the same values.
+//! values in [`outcome`]; [`print`](mod@print) writes them, and the JUnit report from the same values.
 //!
 //! All traffic goes to 127.0.0.1. The server runs in a process group of its own, through the
 //! kit's process runner, and is stopped after each check with everything it started, daemons
