@@ -15,7 +15,7 @@ const KEEP_OUTPUT: usize = 256 * 1024;
 /// What the output readers share with the test.
 #[derive(Default)]
 struct Output {
-    /// The last `KEEP_OUTPUT` bytes of stdout and stderr, interleaved as they arrived.
+    /// The last `KEEP_OUTPUT` bytes of stdout and stderr, interleaved a whole line at a time.
     tail: Vec<u8>,
     /// Ports from `Server listening on port N` lines, in order.
     ports: Vec<u16>,
@@ -74,13 +74,29 @@ impl Log {
         self.0.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Reads `stream` to its end into the log a whole line at a time, so that stdout's lines
+    /// never land inside a line of stderr's (a panic's backtrace, which the blame is read from,
+    /// stays whole). A line longer than the read buffer, or the last one when the stream
+    /// closes, goes in as it is.
     fn read_to_end(&self, mut stream: Box<dyn Read + Send>) {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut pending: Vec<u8> = Vec::new();
         while let Ok(n @ 1..) = stream.read(&mut buf) {
-            self.lock().push(&buf[..n]);
+            pending.extend_from_slice(&buf[..n]);
+            let whole = match pending.iter().rposition(|&b| b == b'\n') {
+                Some(last) => last + 1,
+                None if pending.len() >= buf.len() => pending.len(),
+                None => continue,
+            };
+            self.lock().push(&pending[..whole]);
+            pending.drain(..whole);
             self.0.1.notify_all();
         }
-        self.lock().closed += 1;
+        let mut out = self.lock();
+        out.push(&pending);
+        out.partial_line.clear();
+        out.closed += 1;
+        drop(out);
         self.0.1.notify_all();
     }
 
@@ -212,6 +228,26 @@ mod tests {
         out.push(b"[INFO] main() : Server listening on port 8001\n\x1b[44m[INFO]\x1b[0m \x1b[32mxps_core_start()\x1b[0m : Server listen");
         out.push(b"ing on port 8002\n[CLIENT MESSAGE] Server listening on port x\n");
         assert_eq!(out.ports, vec![8001, 8002]);
+    }
+
+    #[test]
+    fn a_line_of_one_stream_is_never_cut_by_a_line_of_the_other() {
+        let (stderr, mut stderr_w) = std::io::pipe().expect("pipe");
+        let (stdout, mut stdout_w) = std::io::pipe().expect("pipe");
+        let log = Log::read_from(vec![Box::new(stderr), Box::new(stdout)]);
+        let pause = || thread::sleep(Duration::from_millis(100));
+        use std::io::Write;
+        stderr_w.write_all(b"  10: stage06::network::xps_conn").unwrap();
+        pause();
+        stdout_w.write_all(b"[CLIENT MESSAGE] hello\n").unwrap();
+        pause();
+        stderr_w.write_all(b"ection::xps_connection_destroy\n  11: stage06::xps_loop_run\nlast, unfinished").unwrap();
+        drop((stderr_w, stdout_w));
+        log.wait_closed(Duration::from_secs(5));
+        let text = log.text();
+        assert!(text.contains("  10: stage06::network::xps_connection::xps_connection_destroy\n"), "{text:?}");
+        assert!(text.contains("[CLIENT MESSAGE] hello\n"), "{text:?}");
+        assert!(text.ends_with("last, unfinished"), "the stream's last bytes are kept: {text:?}");
     }
 
     #[test]

@@ -66,17 +66,18 @@ impl Panic {
         let mut frames_text = String::new();
         let mut in_frames = false;
         for line in lines {
-            if in_frames {
-                if !line.starts_with("  ") {
-                    break;
+            if line.starts_with("note: ") || line.starts_with("thread '") {
+                break;
+            } else if in_frames {
+                // The server's own log lines can come between the frames (stdout and stderr
+                // arrive on pipes of their own): only the frames' indented lines count.
+                if line.starts_with("  ") {
+                    frames_text.push_str(line);
+                    frames_text.push('\n');
                 }
-                frames_text.push_str(line);
-                frames_text.push('\n');
             } else if line == "stack backtrace:" {
                 in_frames = true;
-            } else if line.starts_with("note: ") || line.starts_with("thread '") {
-                break;
-            } else {
+            } else if !is_log_line(line) {
                 message.push(line);
             }
         }
@@ -138,6 +139,14 @@ pub fn split_file_line(at: &str) -> Option<(&str, usize)> {
 }
 
 /// The frames of a backtrace's text (`  N: PATH` lines, each maybe followed by `at FILE:L:C`).
+/// Whether `line` is one of the server's log lines (`[INFO] ...`, `[CLIENT MESSAGE] ...`),
+/// which its stdout can put between the lines of a panic report on stderr.
+fn is_log_line(line: &str) -> bool {
+    line.strip_prefix('[')
+        .and_then(|rest| rest.split_once("] "))
+        .is_some_and(|(level, _)| !level.is_empty() && level.chars().all(|c| c.is_ascii_uppercase() || c == ' '))
+}
+
 fn parse_frames(text: &str) -> Vec<Frame> {
     let mut frames: Vec<Frame> = Vec::new();
     for line in text.lines() {
@@ -189,6 +198,21 @@ mod tests {
         assert_eq!(panic.frames[3].function(), "xps_loop_run");
         assert_eq!(panic.frames[4].at, None);
         assert_eq!(panic.frames[1].function(), "LocalKey");
+    }
+
+    #[test]
+    fn log_lines_between_the_report_s_lines_are_not_part_of_it() {
+        // What a merged stdout and stderr can look like: the server's log lines arrive between
+        // the report's lines.
+        let mut lines: Vec<&str> = REPORT.lines().collect();
+        lines.insert(3, "[CLIENT MESSAGE] message 1 from client 1");
+        lines.insert(6, "[INFO] listener_connection_handler() : new connection");
+        lines.insert(9, "[DEBUG] xps_connection_create() : created connection");
+        let panic = Panic::parse(&lines.join("\n")).expect("a panic");
+        assert_eq!(panic.message, "RefCell already borrowed");
+        assert_eq!(panic.frames.len(), 5);
+        assert_eq!(panic.frames[2].function(), "xps_connection_destroy");
+        assert_eq!(panic.frames[3].function(), "xps_loop_run");
     }
 
     #[test]
