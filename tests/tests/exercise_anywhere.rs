@@ -17,6 +17,8 @@ const CHECK: Duration = Duration::from_secs(600);
 fn the_workspace_as_a_subfolder_of_a_bigger_repository() {
     let _serial = serial();
     let outer = base().join("outer");
+    // Afresh: an earlier run's repository here would leave this run nothing to commit.
+    let _ = std::fs::remove_dir_all(&outer);
     let root = outer.join("xps");
     copy_workspace(&root);
     std::fs::write(outer.join("README.md"), "A course repository with the workspace in xps/.\n").expect("write");

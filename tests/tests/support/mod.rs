@@ -51,9 +51,10 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = run_bounded(cmd, Duration::from_secs(120)).expect("git runs");
     assert!(
         out.status.is_some_and(|s| s.success()),
-        "git {} failed in {}:\n{}",
+        "git {} failed in {}:\n{}{}",
         args.join(" "),
         dir.display(),
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
