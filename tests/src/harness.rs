@@ -75,9 +75,6 @@ impl Target {
 
 /// A check's context, shared by every thread the check runs code on.
 struct Context {
-    /// Set when the check has ended (passed, failed, or ran out of time, its threads maybe
-    /// still stuck in the code under test).
-    ended: std::sync::atomic::AtomicBool,
     /// The page function each thread is calling now, innermost last. Its room is reserved up
     /// front, so that saying which function is called allocates nothing on the check's threads
     /// (checks count the bytes the code under test allocates).
@@ -139,46 +136,6 @@ pub fn stuck(failure: Failure) -> Failure {
         by: crate::report::BlamedBy::Hang,
         at: None,
     })
-}
-
-/// The checks that hold [`Exclusive`] now: the check's context.
-static EXCLUSIVE: Mutex<Option<Arc<Context>>> = Mutex::new(None);
-
-/// Holds the in-process checks' exclusive lock (see [`exclusive`]); released when dropped.
-pub struct Exclusive(Option<Arc<Context>>);
-
-impl Drop for Exclusive {
-    fn drop(&mut self) {
-        let mut holder = EXCLUSIVE.lock().unwrap_or_else(PoisonError::into_inner);
-        if holder.as_ref().zip(self.0.as_ref()).is_some_and(|(h, mine)| Arc::ptr_eq(h, mine)) {
-            *holder = None;
-        }
-    }
-}
-
-/// Waits until no other running check holds the exclusive lock, then holds it: for in-process
-/// checks that must not run beside each other (they count the process's fds). A check that
-/// ended while holding it (it ran out of time, its thread stuck in the code under test) no
-/// longer holds it. Waits at most 30 s.
-pub fn exclusive() -> Exclusive {
-    let mine = current();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        {
-            let mut holder = EXCLUSIVE.lock().unwrap_or_else(PoisonError::into_inner);
-            let free = holder.as_ref().is_none_or(|h| h.ended.load(std::sync::atomic::Ordering::SeqCst));
-            if free {
-                *holder = mine.clone();
-                return Exclusive(mine);
-            }
-        }
-        if Instant::now() > deadline {
-            fail(Failure::new(
-                "another check of this stage kept the exclusive lock for 30 s; fix the check that failed first",
-            ));
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Ends the check with `failure`: an in-process check's way to fail from deep inside its code.
@@ -245,11 +202,7 @@ pub fn execute(
     install_panic_hook();
     record::append_if_asked(&Record { id: check.id.into(), stage, event: Event::Started });
     let started = Instant::now();
-    let context = Arc::new(Context {
-        ended: std::sync::atomic::AtomicBool::new(false),
-        calling: Mutex::new(Vec::with_capacity(16)),
-        panics: Mutex::new(Vec::new()),
-    });
+    let context = Arc::new(Context { calling: Mutex::new(Vec::with_capacity(16)), panics: Mutex::new(Vec::new()) });
     let (tx, rx) = mpsc::channel();
     let on_thread = Arc::clone(&context);
     let thread = thread::Builder::new()
@@ -276,7 +229,6 @@ pub fn execute(
     if !timed_out {
         let _ = thread.join();
     }
-    context.ended.store(true, std::sync::atomic::Ordering::SeqCst);
     let result = result.map_err(|failure| {
         let panics = context.panics.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let hung =
@@ -329,6 +281,13 @@ pub fn test_binary_check(id: &str, stage: u8) {
 
 /// The `#[test]` of an in-process check: `body` calls the page's functions.
 pub fn test_in_process_check(id: &str, stage: u8, body: fn() -> Result<(), Failure>) {
+    // The in-process checks of a test binary run one at a time, from finding the sources to
+    // the printed result. Several count the process's open fds, and one needs the kernel to
+    // hand its next eventfd the number it just closed: an fd another check opened meanwhile
+    // (reading Cargo.toml, writing a record, resolving a panic's backtrace) would spoil them.
+    // A check that runs out of time lets the next one go; its stuck thread stays behind.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let check = Check::get(id);
     let outcome = execute(check, stage, Build::Rust, Source::find(stage).as_ref(), body);
     conclude(outcome, stage);

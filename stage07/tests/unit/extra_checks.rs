@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use xps_tests::{Failure, Role};
 
-use super::kit::{Plan, SLOTS, Scenario, TIMEOUT, fail, fd_lock, just_record, panic_message, run_scenario};
+use super::kit::{Outcome, Plan, SLOTS, Scenario, TIMEOUT, fail, just_record, panic_message, run_scenario};
 use crate::core::xps_loop::{xps_loop_create, xps_loop_destroy, xps_loop_run};
 use crate::given::loop_waker::xps_loop_waker;
 
@@ -51,24 +51,41 @@ fn destroy_old_create_new_on_its_fd(s: &Scenario) {
     s.stop();
 }
 
-pub fn stale_event_not_delivered_to_a_new_instance_after_fd_reuse_in_the_same_batch() -> Result<(), Failure> {
-    let _fds = fd_lock();
-    let outcome = run_scenario(Plan {
+/// How many times the fd-reuse scenario is tried before it is said not to set up.
+const SETUP_TRIES: usize = 5;
+
+fn plan() -> Plan {
+    Plan {
         names: NAMES,
         must_be_called: &[0],
         setup: first_then_old_readable,
         actions: [destroy_old_create_new_on_its_fd, just_record, just_record, just_record],
-    });
+    }
+}
+
+pub fn stale_event_not_delivered_to_a_new_instance_after_fd_reuse_in_the_same_batch() -> Result<(), Failure> {
+    let set_up = |outcome: &Outcome| outcome.calls.first().is_none_or(|(slot, _)| *slot == 0) && outcome.note == 1;
+    // The scenario needs the machine's help (see the hint below): a few tries, so a moment when
+    // something else in the process opened or closed an fd does not count against the loop.
+    let mut outcome = run_scenario(plan());
+    for _ in 1..SETUP_TRIES {
+        if set_up(&outcome) {
+            break;
+        }
+        outcome = run_scenario(plan());
+    }
     let calls =
         outcome.calls.iter().map(|(slot, ptr)| format!("{}'s read_cb got {ptr}", NAMES[*slot])).collect::<Vec<_>>();
-    if outcome.calls.first().is_some_and(|(slot, _)| *slot != 0) || outcome.note != 1 {
+    if !set_up(&outcome) {
         fail(
-            Failure::new("the scenario could not be set up; this says nothing about the loop")
-                .detail("received", format!("calls: {}; fd reused: {}", calls.join(", "), outcome.note == 1))
-                .hint(
-                    "the check needs epoll to report fds in the order they became readable, and the kernel to \
+            Failure::new(format!(
+                "the scenario could not be set up in {SETUP_TRIES} tries; this says nothing about the loop"
+            ))
+            .detail("received", format!("calls: {}; fd reused: {}", calls.join(", "), outcome.note == 1))
+            .hint(
+                "the check needs epoll to report fds in the order they became readable, and the kernel to \
                      give the next eventfd the number just closed (no other thread opening fds meanwhile)",
-                ),
+            ),
         );
     }
     if outcome.counts[1] != 0 || outcome.counts[2] != 0 {
@@ -111,7 +128,6 @@ pub fn stale_event_not_delivered_to_a_new_instance_after_fd_reuse_in_the_same_ba
 /// runs its loop once, but a loop is reusable, and the shutdown relies on a wake-up meaning
 /// "stop now", not "stopped once, long ago".
 pub fn a_woken_loop_runs_again_until_woken_again() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let (waker_tx, waker_rx) = mpsc::channel();
     let (to_test, from_loop) = mpsc::channel();
     // The loop is not Send: it is created, run and destroyed on its own thread.

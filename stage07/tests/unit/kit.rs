@@ -41,15 +41,6 @@ use stuck::stuck;
 // ---------------------------------------------------------------------------------------------
 // File descriptors
 
-/// Held by every check of this test binary that opens fds: some count the process's open fds,
-/// and the fd-reuse check needs the kernel to hand the fd number it just closed to its very
-/// next eventfd. Another check opening an fd meanwhile would spoil both. A check that ran out
-/// of time while holding it (stuck in the code under test) gives it up (see
-/// `harness::exclusive`).
-pub fn fd_lock() -> harness::Exclusive {
-    harness::exclusive()
-}
-
 /// How many fds the process has open.
 pub fn open_fds() -> usize {
     loop_fds().len()

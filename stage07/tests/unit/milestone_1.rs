@@ -22,7 +22,7 @@ use xps_tests::harness::calling;
 use xps_tests::{Failure, Role};
 
 use super::alloc::live_bytes;
-use super::kit::{Outcome, Plan, SLOTS, Scenario, eventfd, fail, fd_lock, just_record, run_scenario};
+use super::kit::{Outcome, Plan, SLOTS, Scenario, eventfd, fail, just_record, run_scenario};
 use super::kit::{describe_open_fds, open_fds, within};
 use crate::core::xps_loop::{loop_event_create, loop_event_destroy, xps_loop_attach, xps_loop_create};
 use crate::core::xps_loop::{xps_loop_destroy, xps_loop_detach};
@@ -41,7 +41,6 @@ fn describe_calls(outcome: &Outcome, names: &[&str; SLOTS]) -> String {
 }
 
 pub fn create_and_destroy_a_loop() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let fds_before = open_fds();
     let description_before = describe_open_fds();
     let (before, after) = within(
@@ -133,7 +132,6 @@ fn drain_and_stop_when_both_called(s: &Scenario) {
 }
 
 pub fn two_fds_with_different_ptrs_each_callback_gets_its_own_ptr() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let outcome = run_scenario(Plan {
         names: TWO,
         must_be_called: &[0, 1],
@@ -195,7 +193,6 @@ fn drain_and_stop(s: &Scenario) {
 }
 
 pub fn detach_stops_delivery() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let outcome = run_scenario(Plan {
         names: TWO,
         must_be_called: &[0, 1],
@@ -244,7 +241,6 @@ fn detach_the_other_and_stop(s: &Scenario) {
 }
 
 pub fn an_event_whose_owner_was_detached_earlier_in_the_same_batch_is_not_delivered() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let outcome = run_scenario(Plan {
         names: BATCH,
         must_be_called: &[0],
@@ -290,7 +286,6 @@ pub fn an_event_whose_owner_was_detached_earlier_in_the_same_batch_is_not_delive
 }
 
 pub fn destroy_frees_every_loop_event_and_closes_its_fds() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let fds_before = open_fds();
     let description_before = describe_open_fds();
     let (before, after) = within(

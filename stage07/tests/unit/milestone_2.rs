@@ -22,7 +22,7 @@ use xps_tests::harness::{self, calling};
 use xps_tests::in_process::read_some;
 use xps_tests::{Failure, Role, escape, expected_reply};
 
-use super::kit::{TIMEOUT, describe_open_fds, fail, fd_lock, open_fds, panic_message};
+use super::kit::{TIMEOUT, describe_open_fds, fail, open_fds, panic_message};
 use crate::core::xps_core::{xps_core_create, xps_core_destroy};
 use crate::core::xps_loop::xps_loop_run;
 use crate::given::loop_waker::{LoopWaker, xps_loop_waker};
@@ -220,7 +220,6 @@ fn expect_eof(client: &mut TcpStream, what: &str) {
 }
 
 pub fn two_cores_in_one_process_each_serve_their_own_clients() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let cores = [start_core("core 0", 1), start_core("core 1", 1)];
     if cores[0].ports == cores[1].ports {
         fail(Failure::new(format!("both cores report the same port {:?}", cores[0].ports)));
@@ -269,7 +268,6 @@ pub fn two_cores_in_one_process_each_serve_their_own_clients() -> Result<(), Fai
 }
 
 pub fn destroying_a_core_leaves_no_fd_open() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let fds_before = open_fds();
     let description_before = describe_open_fds();
 

@@ -22,7 +22,7 @@ use xps_tests::harness::{calling, fail};
 use xps_tests::in_process::{WAIT, connected_pair, keep_open, read_some, ready_events};
 use xps_tests::{Failure, Role, escape};
 
-use super::kit::{CALLBACKS, fd_lock};
+use super::kit::CALLBACKS;
 use crate::core::xps_core::xps_core_create;
 use crate::core::xps_loop::{xps_loop_attach, xps_loop_detach};
 use crate::network::xps_connection::{xps_connection_create, xps_connection_destroy};
@@ -103,7 +103,6 @@ fn holds<T>(list: &std::cell::RefCell<Vec<Option<Rc<T>>>>, instance: &Rc<T>) -> 
 
 /// A new listener is in the core's `listeners`, listens, and is attached to the core's loop.
 pub fn listener_create_attaches_and_adds_to_the_cores_listeners() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let core = new_core();
     let listener = new_listener(&core);
     if holds(&core.listeners, &listener).is_none() {
@@ -137,7 +136,6 @@ pub fn listener_create_attaches_and_adds_to_the_cores_listeners() -> Result<(), 
 /// Destroy detaches the listener from the loop, leaves `None` in the core's list, frees it and
 /// closes its socket.
 pub fn listener_destroy_detaches_and_leaves_none() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let core = new_core();
     let listener = new_listener(&core);
     let index = holds(&core.listeners, &listener).ok_or_else(|| {
@@ -182,7 +180,6 @@ pub fn listener_destroy_detaches_and_leaves_none() -> Result<(), Failure> {
 /// A new connection is in the core's `connections`, has the client's address, and is attached
 /// to the core's loop.
 pub fn connection_create_attaches_and_adds_to_the_cores_connections() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let core = new_core();
     let (mut client, sock_fd) = connected_pair();
     let connection = new_connection(&core, sock_fd);
@@ -219,7 +216,6 @@ pub fn connection_create_attaches_and_adds_to_the_cores_connections() -> Result<
 /// Destroy leaves `None` in the core's `connections`, detaches the socket, closes it (the
 /// client reads end-of-file) and frees the connection.
 pub fn connection_destroy_detaches_closes_and_leaves_none() -> Result<(), Failure> {
-    let _fds = fd_lock();
     let core = new_core();
     let (mut client, sock_fd) = connected_pair();
     let connection = new_connection(&core, sock_fd);
