@@ -5,7 +5,8 @@
 //!
 //! The checks are declared in the registry (`tests/src/list.rs`), which names each body here;
 //! `in_process_tests!` turns each of stage 7's in-process entries into a `#[test]` that runs its
-//! body through the harness (a thread of its own, a time limit, the blame resolved).
+//! body through the harness (one at a time, on a thread of its own, with a time limit, the blame
+//! resolved).
 
 mod alloc;
 mod extra_checks;
