@@ -142,12 +142,7 @@ pub fn resolve(
         failure.panic = evidence.panics.first().cloned();
     }
     if let Some(function) = evidence.hung_in {
-        failure = failure.blame_with(Blame {
-            target: Target::Named(function.to_string()),
-            why: "it was called and never returned: look for a loop that never ends or a call that blocks".into(),
-            by: BlamedBy::Hang,
-            at: None,
-        });
+        failure = failure.blame_with(Blame::never_returned(function));
     }
     if failure.blame.is_none()
         && failure.not_the_code.is_none()

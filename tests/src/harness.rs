@@ -130,12 +130,7 @@ pub fn stuck(failure: Failure) -> Failure {
     else {
         return failure;
     };
-    failure.blame_with(crate::report::Blame {
-        target: crate::report::Target::Named(function.to_string()),
-        why: "it was called and never returned: look for a loop that never ends or a call that blocks".into(),
-        by: crate::report::BlamedBy::Hang,
-        at: None,
-    })
+    failure.blame_with(crate::report::Blame::never_returned(function))
 }
 
 /// Ends the check with `failure`: an in-process check's way to fail from deep inside its code.

@@ -36,6 +36,12 @@ pub enum Target {
     Named(String),
 }
 
+impl From<Role> for Target {
+    fn from(role: Role) -> Target {
+        Target::Role(role)
+    }
+}
+
 /// How a blame was found, strongest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum BlamedBy {
@@ -52,6 +58,19 @@ pub enum BlamedBy {
 }
 
 impl Blame {
+    /// Blames `target`, which was called and never returned; `why` says where to look.
+    pub fn hang(target: impl Into<Target>, why: impl Into<String>) -> Blame {
+        Blame { target: target.into(), why: why.into(), by: BlamedBy::Hang, at: None }
+    }
+
+    /// Blames the page function `function`, which the check called and which never returned.
+    pub fn never_returned(function: &str) -> Blame {
+        Blame::hang(
+            Target::Named(function.to_string()),
+            "it was called and never returned: look for a loop that never ends or a call that blocks",
+        )
+    }
+
     /// The function's name for `stage` (6 or 7): the page's name in that stage.
     pub fn function(&self, stage: u8) -> String {
         match &self.target {

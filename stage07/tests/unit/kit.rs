@@ -21,7 +21,6 @@ use shared::sys;
 use xps_tests::harness::{self, calling};
 
 use super::alloc::net_blocks;
-use xps_tests::report::{Blame, BlamedBy, Target};
 use xps_tests::{Failure, Role};
 
 use crate::core::xps_loop::{
@@ -98,11 +97,6 @@ pub fn within<T: Send + 'static>(
             }
         }
     }
-}
-
-/// A blame for a function that was called and never returned.
-pub fn hung(role: Role, why: &str) -> Blame {
-    Blame { target: Target::Role(role), why: why.to_string(), by: BlamedBy::Hang, at: None }
 }
 
 // ---------------------------------------------------------------------------------------------

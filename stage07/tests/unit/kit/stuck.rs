@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
+use xps_tests::report::Blame;
 use xps_tests::{Failure, Role};
 
-use super::{Phase, Progress, SLOTS, TIMEOUT, hung};
+use super::{Phase, Progress, SLOTS, TIMEOUT};
 
 /// Whether the loop thread sleeps in `epoll_wait()` at some moment of the next 300 ms.
 fn sleeps_in_epoll(progress: &Progress) -> bool {
@@ -59,7 +60,10 @@ pub(super) fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_c
             _ => Role::LoopDestroy,
         };
         Failure::new(format!("the loop thread is stuck {} (no return within {TIMEOUT:?})", phase.doing())).blame_with(
-            hung(role, "it was called and never returned: look for a loop that never ends or a wait without a timeout"),
+            Blame::hang(
+                role,
+                "it was called and never returned: look for a loop that never ends or a wait without a timeout",
+            ),
         )
     } else if !progress.woken.load(Ordering::SeqCst) && !calls_epoll_wait(progress) {
         Failure::new(format!(
@@ -67,7 +71,10 @@ pub(super) fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_c
             never.join(", ")
         ))
         .detail("observed", "the loop thread never calls epoll_wait(): it spins in its own code")
-        .blame_with(hung(Role::LoopRun, "it must wait in epoll_wait() for events, then handle the batch it returned"))
+        .blame_with(Blame::hang(
+            Role::LoopRun,
+            "it must wait in epoll_wait() for events, then handle the batch it returned",
+        ))
     } else if !progress.woken.load(Ordering::SeqCst) && progress.kept_by_attach.load(Ordering::SeqCst) <= 0 {
         Failure::new(format!(
             "a callback was never called: xps_loop_run() ran for {TIMEOUT:?} and never called the read_cb of {}",
@@ -95,7 +102,7 @@ pub(super) fn stuck(progress: &Progress, names: [&'static str; SLOTS], must_be_c
             // The wake-up was read (the eventfd is quiet again), and the loop went on waiting.
             failure
                 .detail("observed", "the loop thread went back to waiting in epoll_wait() after the wake-up")
-                .blame_with(hung(
+                .blame_with(Blame::hang(
                     Role::LoopRun,
                     "when the batch's handling says the waker's event came, it must return Ok(())",
                 ))
