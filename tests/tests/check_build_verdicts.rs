@@ -174,9 +174,9 @@ fn what_a_check_build_killed_with_sigkill_left_running_is_stopped_by_the_next_ru
 #[test]
 fn a_crash_when_check_2s_clients_leave_is_not_check_2s_failure_but_a_bug_the_tester_does_not_see() {
     // Removing a connection that is not its port's last one crashes this server: check 1's one
-    // client per port never does that; check 2's ten clients leave together after their replies, when
-    // the tester has passed check 2 and kills the server; check 3's first client leaves while
-    // the second is connected, which the tester sees.
+    // client per port never does that; check 2's ten clients leave together after their
+    // replies, when the tester has passed check 2 and kills the server; check 3's first client
+    // leaves while the second is connected, which the tester sees.
     let fake = Fake::python("crash-on-leave");
     let done = check_python(&fake, &["--stage", "7", "--official"], "crash_removing_middle", "0.0.0.0", &ALL_PORTS);
     assert_ended(&done, 1, "3 passed, 1 failed; 1 bug the tester does not see (above)");

@@ -86,10 +86,10 @@ while True:
             # A list bug (one list per port): removing any connection but its port's last one
             # crashes the server. Per port, so check 1's client on one port leaving as the next
             # port's client connects is never a removal from the middle, whatever the timing.
-            port = s.getsockname()[1]
-            same_port = [c for c in conns if c.getsockname()[1] == port]
-            if "crash_removing_middle" in modes and s is not same_port[-1]:
-                os.kill(os.getpid(), signal.SIGSEGV)
+            if "crash_removing_middle" in modes:
+                port = s.getsockname()[1]
+                if s is not [c for c in conns if c.getsockname()[1] == port][-1]:
+                    os.kill(os.getpid(), signal.SIGSEGV)
             conns.remove(s)
             s.close()
             continue
