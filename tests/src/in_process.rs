@@ -29,9 +29,7 @@ pub fn connected_pair() -> (TcpStream, OwnedFd) {
 /// How many events epoll reports on `epoll_fd` within `timeout` (the loop itself is not
 /// running: the check looks at what is attached).
 pub fn ready_events(epoll_fd: BorrowedFd<'_>, timeout: Duration) -> usize {
-    let mut events = [shared::sys::empty_epoll_event(); 8];
-    shared::sys::epoll_wait(epoll_fd, &mut events, timeout.as_millis() as i32)
-        .unwrap_or_else(|e| fail(Failure::new(format!("epoll_wait() on the loop's epoll fd failed: {e}"))))
+    reported_data(epoll_fd, timeout).len()
 }
 
 /// The data of each event epoll reports on `epoll_fd` within `timeout`: what `xps_loop_attach()`
